@@ -1,0 +1,3 @@
+from xtok_stream.cli.main import main
+
+raise SystemExit(main())
