@@ -1,0 +1,127 @@
+"""Pipeline config: frozen pydantic models, YAML loading and ``--set a.b=value`` overrides.
+
+Unknown keys are errors (``extra="forbid"``) so a typo never silently falls back to a default.
+The *stream-shaping* part (everything that changes which tokens come out in which order) is
+fingerprinted into the loader state; a resume under a different one is refused.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigError
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceConfig(_Frozen):
+    urls: list[str] = Field(min_length=1)
+    """Shard URLs: s3://, gs://, file:// or plain paths; brace ranges, globs or prefixes."""
+    storage_options: dict[str, Any] = Field(default_factory=dict)
+    """Passed to fsspec (endpoint_url, key, secret, anon, ...)."""
+    text_field: str = "txt"
+    """Member extension holding the UTF-8 text (``doc-0001.txt`` -> ``txt``)."""
+
+    @field_validator("urls", mode="before")
+    @classmethod
+    def _one_url(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+
+class StudentConfig(_Frozen):
+    tokenizer: str
+    """HF hub name, local folder, or pkg:qwen2 / pkg:deepseek-v4 / pkg:mistral-v3."""
+    seq_len: int = Field(4096, gt=1)
+
+
+class ShuffleConfig(_Frozen):
+    shards: bool = True
+    """Shuffle the shard order every epoch (a function of seed and epoch)."""
+    buffer: int = Field(0, ge=0)
+    """Sample-shuffle buffer per lane, in documents (0 = off). The state keeps re-fetch
+    positions, not texts."""
+
+
+class PipelineConfig(_Frozen):
+    source: SourceConfig
+    student: StudentConfig
+    teachers: list[dict[str, Any]] = Field(default_factory=list)
+    seed: int = 0
+    epochs: int | None = 1
+    """Passes over the data; null streams forever."""
+    batch_size: int = Field(8, gt=0)
+    pad_to_multiple_of: int = Field(1, gt=0)
+    num_lanes: int = Field(16, gt=0)
+    """Virtual partitions, independent of world size and worker count: the packed sequences
+    depend only on this, the seed and the data. Use at least world_size x num_workers."""
+    shuffle: ShuffleConfig = Field(default_factory=ShuffleConfig)
+    num_workers: int = Field(0, ge=0)
+    prefetch_factor: int | None = 2
+    persistent_workers: bool = False
+    pin_memory: bool = False
+
+    def stream_shape(self) -> dict:
+        """The fields that decide the token stream (fingerprinted into saved states)."""
+        return {
+            "source": {"urls": list(self.source.urls), "text_field": self.source.text_field},
+            "student": self.student.model_dump(),
+            "teachers": list(self.teachers),
+            "seed": self.seed,
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "pad_to_multiple_of": self.pad_to_multiple_of,
+            "num_lanes": self.num_lanes,
+            "shuffle": self.shuffle.model_dump(),
+        }
+
+
+def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = tree
+    for p in parts[:-1]:
+        nxt = node.setdefault(p, {})
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"--set {dotted}: '{p}' is not a mapping")
+        node = nxt
+    node[parts[-1]] = value
+
+
+def parse_overrides(items: list[str] | None) -> list[tuple[str, Any]]:
+    out = []
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set expects dotted.key=value, got {item!r}")
+        out.append((key.strip(), yaml.safe_load(raw)))  # YAML typing: 8 -> int, null -> None
+    return out
+
+
+def load_config(
+    source: str | Path | dict, overrides: list[str] | None = None
+) -> PipelineConfig:
+    """Load a pipeline from a YAML path or a dict, apply ``key=value`` overrides, validate."""
+    if isinstance(source, dict):
+        tree, where = dict(source), "<dict>"
+    else:
+        where = str(source)
+        try:
+            tree = yaml.safe_load(Path(source).read_text()) or {}
+        except FileNotFoundError as exc:
+            raise ConfigError(f"pipeline config not found: {where}") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{where}: invalid YAML: {exc}") from exc
+    for key, value in parse_overrides(overrides):
+        _set_dotted(tree, key, value)
+    try:
+        return PipelineConfig.model_validate(tree)
+    except ValidationError as exc:
+        lines = [
+            f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        ]
+        raise ConfigError(f"{where}: invalid pipeline config:\n" + "\n".join(lines)) from exc

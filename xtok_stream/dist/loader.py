@@ -1,0 +1,256 @@
+"""The loader a training loop iterates on each DDP rank; its state is what the trainer consumed.
+
+Each DataLoader worker runs one *consumer* (the lanes it owns, muxed and batched) and sends every
+batch with the consumer's cursor *after* that batch. Workers never stop: an exhausted worker sends
+"done" markers instead, so torch's DataLoader keeps its strict worker round-robin and the order of
+batches is a pure function of the state. The loader keeps the cursor that travelled with the last
+batch it *handed out*, never what workers read ahead, so ``state_dict()`` is exact at any step.
+
+Resume: workers are rotated so that physical worker 0 plays the logical worker whose turn is next,
+which makes the continuation bit-identical under the same topology. Lane cursors are regrouped
+under whatever (world size, workers) loads them (elastic resume).
+
+End of data (finite ``epochs``): ranks run out at different steps. Every step the ranks agree
+(one all-reduce of a flag over a gloo group) whether any still has data; one that has none yields
+an all-padding batch (``sample_mask`` all 0) so no rank hangs and none drops or repeats data.
+
+State (JSON)::
+
+    {"kind": "xtok_loader", "v": 1, "fingerprint": ..., "config": {...stream shape...},
+     "shards": {"count", "fingerprint"}, "topology": {"world_size", "num_workers"}, "step": 12,
+     "lanes": {"0": {...lane cursor...}, ...},
+     "ranks": {"0": {"next_worker": 1, "rr": {"0": 2, "1": 0}}, ...}}
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from ..config import PipelineConfig
+from ..errors import ConfigError, StateError
+from ..io.urls import expand_urls
+from ..pipeline import build_consumer
+from ..state import check_envelope, diff_fields, fingerprint
+from .lanes import consumer_index, consumer_lanes, num_consumers
+
+log = logging.getLogger(__name__)
+
+KIND, VERSION = "xtok_loader", 1
+_META = "_xtok"
+
+
+class ConsumerDataset(IterableDataset):
+    """What each DataLoader worker iterates: one consumer, restored from its cursor."""
+
+    def __init__(self, config, shards, *, rank, world_size, worker_states, rotation):
+        self.config, self.shards = config, shards
+        self.rank, self.world_size = rank, world_size
+        self.worker_states, self.rotation = worker_states, rotation
+
+    def __iter__(self) -> Iterator[dict]:
+        nw = self.config.num_workers
+        info = get_worker_info()  # the one torch global read, at the process boundary
+        w = ((info.id if info is not None else 0) + self.rotation) % max(1, nw)
+        stream = build_consumer(
+            self.config, self.shards,
+            consumer_index(self.rank, w, nw), num_consumers(self.world_size, nw),
+        )
+        if w in self.worker_states:
+            stream.load_state_dict(self.worker_states[w])
+        try:
+            for batch in stream:
+                batch[_META] = {"worker": w, "state": json.dumps(stream.state_dict())}
+                yield batch
+            while True:  # see module docstring: keep the DataLoader's round-robin strict
+                yield {_META: {"worker": w, "done": True}}
+        finally:
+            stream.close()
+
+
+class Loader:
+    """Iterable of batches for one rank, with exact ``state_dict``/``load_state_dict``.
+
+    ``rank``/``world_size`` default to torch.distributed's when it is initialised.
+    """
+
+    def __init__(
+        self,
+        config: PipelineConfig,
+        *,
+        rank: int | None = None,
+        world_size: int | None = None,
+        shards: list[str] | None = None,
+    ):
+        self.config = config
+        initialised = dist.is_available() and dist.is_initialized()
+        self.rank = rank if rank is not None else (dist.get_rank() if initialised else 0)
+        self.world_size = (
+            world_size if world_size is not None else (dist.get_world_size() if initialised else 1)
+        )
+        self.shards = shards if shards is not None else expand_urls(
+            config.source.urls, config.source.storage_options
+        )
+        nw = config.num_workers
+        self._workers = max(1, nw)
+        consumers = num_consumers(self.world_size, nw)
+        usable = min(len(self.shards), config.num_lanes)
+        if consumers > usable:
+            msg = (
+                f"{consumers} consumers (world_size {self.world_size} x {self._workers} workers) "
+                f"but only {usable} lanes have shards ({len(self.shards)} shards, num_lanes "
+                f"{config.num_lanes}): some consumers get no data"
+            )
+            if config.epochs is None:
+                raise ConfigError(msg + "; with epochs: null that rank would never yield")
+            log.warning(msg)
+        self._owned = {
+            w: consumer_lanes(consumer_index(self.rank, w, nw), consumers, config.num_lanes)
+            for w in range(self._workers)
+        }
+        self._sync = self.world_size > 1 and initialised and config.epochs is not None
+        self._group = None
+        if self._sync:
+            self._group = None if dist.get_backend() == "gloo" else dist.new_group(backend="gloo")
+        self._fingerprint = fingerprint(
+            {"config": config.stream_shape(), "shards": self.shards}
+        )
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the start of the stream (fresh cursors)."""
+        self._lanes: dict[str, Any] = {}
+        self._rr: dict[int, int] = {}
+        self._next_worker = 0
+        self._step = 0
+
+    # -- iteration ---------------------------------------------------------------------------
+    def _worker_states(self) -> dict[int, dict]:
+        states = {}
+        for w, lanes in self._owned.items():
+            mine = {str(l): self._lanes[str(l)] for l in lanes if str(l) in self._lanes}
+            if mine or w in self._rr:
+                states[w] = {
+                    "kind": "batch", "v": 1,
+                    "source": {"kind": "mux", "v": 1, "rr": self._rr.get(w, 0), "lanes": mine},
+                }
+        return states
+
+    def _any_rank_has(self, has: bool) -> bool:
+        if not self._sync:
+            return has
+        flag = torch.tensor([1 if has else 0], dtype=torch.int32)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self._group)
+        return bool(flag.item())
+
+    def __iter__(self) -> Iterator[dict]:
+        cfg = self.config
+        dataset = ConsumerDataset(
+            cfg, self.shards, rank=self.rank, world_size=self.world_size,
+            worker_states=self._worker_states(), rotation=self._next_worker,
+        )
+        kwargs: dict[str, Any] = {"batch_size": None, "num_workers": cfg.num_workers,
+                                  "pin_memory": cfg.pin_memory}
+        if cfg.num_workers > 0:
+            kwargs.update(prefetch_factor=cfg.prefetch_factor,
+                          persistent_workers=cfg.persistent_workers)
+        it = iter(DataLoader(dataset, **kwargs))
+        done: set[int] = set()
+        padding = None
+        try:
+            while True:
+                real = None
+                while real is None and len(done) < self._workers:
+                    item = next(it)
+                    meta = item.pop(_META)
+                    w = meta["worker"]
+                    if w != self._next_worker:  # cannot happen unless torch changes its order
+                        raise StateError(f"worker order broke: got {w}, expected {self._next_worker}")
+                    self._next_worker = (w + 1) % self._workers
+                    if meta.get("done"):
+                        done.add(w)
+                    else:
+                        real = (item, w, meta["state"])
+                if not self._any_rank_has(real is not None):
+                    return
+                if real is None:
+                    if padding is None:
+                        padding = build_consumer(cfg, self.shards, 0, 1).empty_batch()
+                    batch = padding
+                else:
+                    batch, w, state = real
+                    mux = json.loads(state)["source"]
+                    self._rr[w] = mux["rr"]
+                    self._lanes.update(mux["lanes"])
+                self._step += 1
+                yield batch
+        finally:
+            del it  # shuts the workers down
+
+    # -- state --------------------------------------------------------------------------------
+    @property
+    def step(self) -> int:
+        return self._step
+
+    def state_dict(self) -> dict:
+        """This rank's cursor after the last batch handed out (pure, cheap)."""
+        owned = {str(l) for lanes in self._owned.values() for l in lanes}
+        return {
+            "kind": KIND, "v": VERSION,
+            "fingerprint": self._fingerprint,
+            "config": self.config.stream_shape(),
+            "shards": {"count": len(self.shards), "fingerprint": fingerprint(self.shards)},
+            "topology": {"world_size": self.world_size, "num_workers": self.config.num_workers},
+            "step": self._step,
+            "lanes": {k: v for k, v in self._lanes.items() if k in owned},
+            "ranks": {str(self.rank): {
+                "next_worker": self._next_worker,
+                "rr": {str(w): r for w, r in self._rr.items()},
+            }},
+        }
+
+    def global_state_dict(self) -> dict:
+        """All ranks' cursors merged (a collective: every rank must call it)."""
+        local = self.state_dict()
+        if not (self.world_size > 1 and dist.is_available() and dist.is_initialized()):
+            return local
+        parts: list[Any] = [None] * self.world_size
+        dist.all_gather_object(parts, local)
+        merged = dict(local, lanes={}, ranks={})
+        for p in parts:
+            merged["lanes"].update(p["lanes"])
+            merged["ranks"].update(p["ranks"])
+        merged["step"] = max(p["step"] for p in parts)
+        return merged
+
+    def load_state_dict(self, state: Mapping) -> None:
+        """Restore a (local or global) state; any topology may load it."""
+        check_envelope(state, KIND, VERSION, ("fingerprint", "config", "shards", "lanes", "ranks"))
+        if state["fingerprint"] != self._fingerprint:
+            diffs = diff_fields(state["config"], self.config.stream_shape())
+            if state["shards"]["fingerprint"] != fingerprint(self.shards):
+                diffs.append(
+                    f"shards: saved {state['shards']['count']} shards != now {len(self.shards)} "
+                    "(or different URLs)"
+                )
+            raise StateError(
+                "saved loader state belongs to another pipeline: " + "; ".join(diffs or ["?"])
+            )
+        self.reset()
+        self._lanes = dict(state["lanes"])
+        self._step = int(state.get("step", 0))
+        same = state.get("topology") == {
+            "world_size": self.world_size, "num_workers": self.config.num_workers
+        }
+        mine = state["ranks"].get(str(self.rank))
+        if same and mine is not None:
+            self._next_worker = int(mine["next_worker"])
+            self._rr = {int(w): int(r) for w, r in mine["rr"].items()}
+        else:
+            log.info("resuming under another topology: lanes regrouped, interleaving restarts")

@@ -1,0 +1,114 @@
+"""``batch``: packed sequences -> fixed-shape tensors.
+
+=================  ============  ===============================================================
+key                dtype, shape  meaning
+=================  ============  ===============================================================
+input_ids          int64 [B,T]   student tokens, ``pad_id`` after ``input_lengths``
+attention_mask     int64 [B,T]   1 on real tokens
+position_ids       int64 [B,T]   restart at 0 at every document piece (0 on padding)
+doc_ids            int32 [B,T]   index of the piece (document part) in its sequence, -1 = padding
+input_lengths      int64 [B]     real tokens per row
+sample_mask        float32 [B]   0 for padding rows (the tail of an epoch) and padding batches
+pieces             list[B]       per row: [[doc_key, char_start, char_end], ...]
+=================  ============  ===============================================================
+
+T is ``seq_len`` rounded up to ``pad_to_multiple_of``. A short last batch is filled with padding
+rows so shapes never change. Later stages put per-sequence outputs in ``PackedSequence.extras``;
+``collators`` maps each extras key to a function that turns the list of B values into tensors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..records import PackedSequence
+from ..state import check_envelope, envelope
+
+
+class Batcher:
+    KIND, VERSION = "batch", 1
+
+    def __init__(
+        self,
+        source: Any,
+        *,
+        batch_size: int,
+        seq_len: int,
+        pad_id: Callable[[], int] | int,
+        pad_to_multiple_of: int = 1,
+        collators: Mapping[str, Callable[[list[Any]], dict]] | None = None,
+    ):
+        self.source, self.batch_size = source, batch_size
+        m = pad_to_multiple_of
+        self.width = -(-seq_len // m) * m
+        self._pad_id = pad_id
+        self.collators = dict(collators or {})
+
+    @property
+    def pad_id(self) -> int:
+        return self._pad_id() if callable(self._pad_id) else int(self._pad_id)
+
+    def __iter__(self) -> Batcher:
+        return self
+
+    def __next__(self) -> dict:
+        seqs: list[PackedSequence] = []
+        for _ in range(self.batch_size):
+            try:
+                seqs.append(next(self.source))
+            except StopIteration:
+                break
+        if not seqs:
+            raise StopIteration
+        return self.collate(seqs)
+
+    def collate(self, seqs: list[PackedSequence]) -> dict:
+        B, T = self.batch_size, self.width
+        input_ids = np.full((B, T), self.pad_id, dtype=np.int64)
+        doc_ids = np.full((B, T), -1, dtype=np.int32)
+        position_ids = np.zeros((B, T), dtype=np.int64)
+        lengths = np.zeros(B, dtype=np.int64)
+        sample_mask = np.zeros(B, dtype=np.float32)
+        ar = np.arange(T)
+        pieces: list[list] = []
+        for b, s in enumerate(seqs):
+            n = s.length
+            input_ids[b, :n] = s.input_ids[:n]
+            starts = np.empty(len(s.pieces), dtype=np.int64)
+            for i, p in enumerate(s.pieces):
+                doc_ids[b, p.token_start : p.token_end] = i
+                starts[i] = p.token_start
+            position_ids[b, :n] = ar[:n] - starts[doc_ids[b, :n]]
+            lengths[b], sample_mask[b] = n, 1.0
+            pieces.append(s.ledger())
+        pieces.extend([] for _ in range(B - len(seqs)))
+        batch = {
+            "input_ids": torch.from_numpy(input_ids),
+            "attention_mask": torch.from_numpy((ar[None, :] < lengths[:, None]).astype(np.int64)),
+            "position_ids": torch.from_numpy(position_ids),
+            "doc_ids": torch.from_numpy(doc_ids),
+            "input_lengths": torch.from_numpy(lengths),
+            "sample_mask": torch.from_numpy(sample_mask),
+            "pieces": pieces,
+        }
+        for key, collate in self.collators.items():
+            batch.update(collate([s.extras.get(key) for s in seqs]))
+        return batch
+
+    def empty_batch(self) -> dict:
+        """An all-padding batch (``sample_mask`` 0): what a rank yields while others finish."""
+        return self.collate([])
+
+    def state_dict(self) -> dict:
+        return envelope(self.KIND, self.VERSION, source=self.source.state_dict())
+
+    def load_state_dict(self, state: Mapping) -> None:
+        check_envelope(state, self.KIND, self.VERSION, ("source",))
+        self.source.load_state_dict(state["source"])
+
+    def close(self) -> None:
+        self.source.close()

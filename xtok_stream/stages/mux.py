@@ -1,0 +1,63 @@
+"""``mux``: round-robin over the lanes one consumer (a (rank, worker) pair) owns.
+
+Lanes are pulled lazily, one sequence at a time, so every lane's cursor is exactly "after its
+last sequence handed out". Cursor: ``{"rr": next lane position, "lanes": {lane: lane cursor}}``.
+A lane missing from ``lanes`` starts from the beginning; that is what makes the state elastic:
+the loader can regroup lane cursors under any other consumer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..state import check_envelope, envelope
+
+
+class LaneMux:
+    KIND, VERSION = "mux", 1
+
+    def __init__(self, lanes: Mapping[int, Any]):
+        self.ids = list(lanes)
+        self.lanes = dict(lanes)
+        self._rr = 0
+        self._done: set[int] = set()
+
+    def __iter__(self) -> LaneMux:
+        return self
+
+    def __next__(self):
+        n = len(self.ids)
+        for i in range(n):
+            pos = (self._rr + i) % n
+            lane = self.ids[pos]
+            if lane in self._done:
+                continue
+            try:
+                item = next(self.lanes[lane])
+            except StopIteration:
+                self._done.add(lane)
+                continue
+            self._rr = (pos + 1) % n
+            return item
+        raise StopIteration
+
+    def state_dict(self) -> dict:
+        return envelope(
+            self.KIND, self.VERSION, rr=self._rr,
+            lanes={str(k): s.state_dict() for k, s in self.lanes.items()},
+        )
+
+    def load_state_dict(self, state: Mapping) -> None:
+        check_envelope(state, self.KIND, self.VERSION, ("rr", "lanes"))
+        self._rr = int(state["rr"]) % max(1, len(self.ids))
+        self._done = set()
+        for key, lane_state in state["lanes"].items():
+            lane = int(key)
+            if lane not in self.lanes:
+                continue  # regrouped: another consumer owns it now
+            self.lanes[lane].load_state_dict(lane_state)
+
+    def close(self) -> None:
+        for s in self.lanes.values():
+            s.close()

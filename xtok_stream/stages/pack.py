@@ -1,0 +1,135 @@
+"""``pack``: documents -> sequences of exactly ``seq_len`` student tokens.
+
+Each document is tokenized (no special tokens) and followed by the student EOS; sequences are cut
+every ``seq_len`` tokens, so a document longer than the space left continues in the next
+sequence. No token is dropped or duplicated; only a lane's very last sequence may be short
+(padded by the batcher, ``length`` says how much is real)::
+
+    seq_len = 8      doc a: a0 a1 a2        doc b: b0 b1 b2 b3 b4 b5
+    seq 0: a0 a1 a2 EOS b0 b1 b2 b3   pieces (a, 0, len(a)) tokens 0-4, (b, 0, c) tokens 4-8
+    seq 1: b4 b5 EOS ...              pieces (b, c, len(b)) tokens 0-3, ...
+
+Cursor: the upstream cursor *before* the document being split plus how many of its tokens are
+already out (``skip``); or, when the last sequence ended with a whole document, the upstream
+cursor after it and ``skip = 0``. Restoring reads that one document again and drops ``skip``
+tokens: cost O(one document), not O(position).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..records import Document, PackedSequence, Piece
+from ..state import check_envelope, envelope
+from ..tokenizers import load_tokenizer
+
+
+class _OpenDocument:
+    """A tokenized document being cut into pieces."""
+
+    __slots__ = ("doc", "ids", "done", "before", "_enc", "_offsets")
+
+    def __init__(self, doc: Document, enc: Any, eos: int, before: dict):
+        self.doc, self.before, self.done, self._enc = doc, before, 0, enc
+        self.ids = np.empty(len(enc.ids) + 1, dtype=np.int64)
+        self.ids[:-1] = enc.ids
+        self.ids[-1] = eos
+        self._offsets = None
+
+    def char_at(self, t: int) -> int:
+        """Character index where token ``t`` starts (the text's end for the EOS and beyond)."""
+        if t == 0:
+            return 0
+        if t >= len(self.ids) - 1:
+            return len(self.doc.text)
+        if self._offsets is None:  # only documents that get split pay for offsets
+            self._offsets = self._enc.offsets
+        return self._offsets[t][0]
+
+
+class Packer:
+    KIND, VERSION = "pack", 1
+
+    def __init__(self, source: Any, *, tokenizer: str, seq_len: int):
+        self.source, self.tokenizer, self.seq_len = source, tokenizer, seq_len
+        self._backend = None
+        self._eos = self._pad = 0
+        self._cur: _OpenDocument | None = None
+        self._pending_skip = 0
+
+    def _setup(self) -> None:
+        tok = load_tokenizer(self.tokenizer)
+        if tok.eos_token_id is None:
+            raise ConfigError(f"student tokenizer '{self.tokenizer}' has no EOS token to separate documents")
+        self._eos = int(tok.eos_token_id)
+        self._pad = int(tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
+        self._backend = tok.backend_tokenizer
+
+    @property
+    def pad_id(self) -> int:
+        if self._backend is None:
+            self._setup()
+        return self._pad
+
+    def _open(self) -> bool:
+        before = self.source.state_dict()
+        try:
+            doc = next(self.source)
+        except StopIteration:
+            return False
+        enc = self._backend.encode(doc.text, add_special_tokens=False)
+        self._cur = _OpenDocument(doc, enc, self._eos, before)
+        if self._pending_skip:
+            self._cur.done, self._pending_skip = self._pending_skip, 0
+        return True
+
+    def __iter__(self) -> Packer:
+        return self
+
+    def __next__(self) -> PackedSequence:
+        if self._backend is None:
+            self._setup()
+        L = self.seq_len
+        ids = np.full(L, self._pad, dtype=np.int64)
+        pieces: list[Piece] = []
+        texts: list[str] = []
+        filled = 0
+        while filled < L:
+            if self._cur is None and not self._open():
+                break
+            cur = self._cur
+            t0 = cur.done
+            take = min(L - filled, len(cur.ids) - t0)
+            t1 = t0 + take
+            ids[filled : filled + take] = cur.ids[t0:t1]
+            c0, c1 = cur.char_at(t0), cur.char_at(t1)
+            ends = t1 == len(cur.ids)
+            pieces.append(Piece(cur.doc.key, c0, c1, filled, filled + take, ends))
+            texts.append(cur.doc.text[c0:c1])
+            filled += take
+            cur.done = t1
+            if ends:
+                self._cur = None
+        if filled == 0:
+            raise StopIteration
+        return PackedSequence(ids, filled, pieces, texts)
+
+    def state_dict(self) -> dict:
+        if self._cur is None:
+            return envelope(self.KIND, self.VERSION, skip=self._pending_skip,
+                            source=self.source.state_dict())
+        return envelope(self.KIND, self.VERSION, skip=self._cur.done, source=self._cur.before)
+
+    def load_state_dict(self, state: Mapping) -> None:
+        check_envelope(state, self.KIND, self.VERSION, ("skip", "source"))
+        self.source.load_state_dict(state["source"])
+        self._cur = None
+        self._pending_skip = int(state["skip"])  # applied to the next document read (no I/O now)
+
+    def close(self) -> None:
+        self._cur = None
+        self.source.close()
