@@ -1,0 +1,24 @@
+"""Cross-tokenizer alignment: student and teacher token ranges that cover the same bytes.
+
+``tables`` maps token ids to canonical bytes per tokenizer (cached per process), ``core`` holds
+the numba kernels (linear boundary-intersection walk, local repair, byte verification),
+``aligner`` the :class:`Aligner` API and ``multi`` the joint chunking for several teachers.
+"""
+
+from .aligner import Aligner, Alignment, AlignmentMetrics, UnalignedReason, to_reference_format
+from .multi import JointAlignment, MultiAligner, joint_refinement
+from .tables import ByteTable, Role, byte_table
+
+__all__ = [
+    "Aligner",
+    "Alignment",
+    "AlignmentMetrics",
+    "ByteTable",
+    "JointAlignment",
+    "MultiAligner",
+    "Role",
+    "UnalignedReason",
+    "byte_table",
+    "joint_refinement",
+    "to_reference_format",
+]
