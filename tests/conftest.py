@@ -35,3 +35,101 @@ def corpus_texts():
     import pyarrow.parquet as pq
 
     return pq.read_table(CORPUS, columns=["id", "lang", "kind", "text"]).to_pylist()
+
+
+# -- small real corpus built by the tests themselves (no shared/ needed) -------------------------
+@pytest.fixture(scope="session")
+def small_docs():
+    """~80 documents from the embedded stdlib corpus (+ multilingual ones), cut to <= 2,500 chars
+    so tokenizing stays fast; keys are tar-safe."""
+    from xtok_stream.demo_corpus import iter_documents
+    from xtok_stream.io.shards import safe_key
+
+    docs = []
+    for d in iter_documents(limit=80):
+        docs.append({"__key__": safe_key(d["id"]), "txt": d["text"][:2500]})
+    return docs
+
+
+@pytest.fixture(scope="session")
+def local_shards(small_docs, tmp_path_factory):
+    """8 local tar shards of 10 documents each; returns (shard paths, {key: text})."""
+    from xtok_stream.io.shards import write_shards
+
+    out = tmp_path_factory.mktemp("shards")
+    infos = write_shards(small_docs, str(out), samples_per_shard=10)
+    return [str(out / i.name) for i in infos], {d["__key__"]: d["txt"] for d in small_docs}
+
+
+# -- moto S3 on loopback -----------------------------------------------------------------------
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class MotoS3:
+    """A moto S3 server process on 127.0.0.1 (start/stop so tests can simulate an outage)."""
+
+    def __init__(self):
+        self.port = _free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.proc = None
+
+    def start(self):
+        import os
+        import subprocess
+        import sys
+        import time
+        import urllib.request
+
+        env = dict(os.environ, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+        )
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(self.endpoint + "/moto-api/", timeout=1)
+                return
+            except Exception:  # noqa: BLE001 - not up yet
+                time.sleep(0.2)
+        raise RuntimeError("moto server did not start")
+
+    def stop(self):
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+    @property
+    def storage_options(self) -> dict:
+        return {"endpoint_url": self.endpoint, "key": "testing", "secret": "testing",
+                "client_kwargs": {"region_name": "us-east-1"}}
+
+
+@pytest.fixture(scope="session")
+def s3():
+    server = MotoS3()
+    server.start()
+    import boto3
+
+    boto3.client("s3", endpoint_url=server.endpoint, region_name="us-east-1",
+                 aws_access_key_id="testing", aws_secret_access_key="testing",
+                 ).create_bucket(Bucket="xtok-test")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_shards(s3, small_docs):
+    """The same 8 shards uploaded to s3://xtok-test/corpus/."""
+    from xtok_stream.io.shards import write_shards
+
+    infos = write_shards(small_docs, "s3://xtok-test/corpus", samples_per_shard=10,
+                         storage_options=s3.storage_options)
+    return [f"s3://xtok-test/corpus/{i.name}" for i in infos], {
+        d["__key__"]: d["txt"] for d in small_docs}

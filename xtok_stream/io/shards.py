@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
+from urllib.parse import quote
 
 import fsspec
 from webdataset import TarWriter
@@ -27,14 +28,29 @@ class ShardInfo:
     sha256: str
 
 
+def safe_key(doc_id: str) -> str:
+    """A tar-safe sample key for an arbitrary id, reversible with ``urllib.parse.unquote``.
+
+    webdataset splits a member name at the first dot of its basename, so ids with dots
+    (``guide.rst#3``) are percent-encoded; ``/`` is kept (it makes folders inside the tar).
+    """
+    return quote(doc_id, safe="/-_~@+=,").replace(".", "%2E")
+
+
 def encode_shard(samples: Iterable[dict[str, Any]]) -> tuple[bytes, int]:
     """Tar bytes for samples given as ``{"__key__": k, "txt": str|bytes, ...}``."""
     buf = io.BytesIO()
     n = 0
-    with TarWriter(buf, encoder=False, mtime=0, user="xtok", group="xtok", mode=0o444) as tw:
+    with TarWriter(
+        buf, encoder=False, mtime=0, user="xtok", group="xtok", mode=0o444, format="PAX_FORMAT"
+    ) as tw:
         for s in samples:
-            tw.write({k: (v.encode("utf-8") if isinstance(v, str) else v) for k, v in s.items()
-                      if k == "__key__" or not k.startswith("_")} | {"__key__": s["__key__"]})
+            record = {"__key__": s["__key__"]}
+            record.update(
+                (k, v.encode("utf-8") if isinstance(v, str) else v)
+                for k, v in s.items() if not k.startswith("_")
+            )
+            tw.write(record)
             n += 1
     return buf.getvalue(), n
 

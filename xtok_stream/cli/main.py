@@ -1,0 +1,34 @@
+"""``xtok``: one module per subcommand; this file only registers them."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from ..errors import XtokError
+from . import convert, demo, run
+
+COMMANDS = {"demo": demo, "convert": convert, "run": run}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="xtok", description="Streaming data for cross-tokenizer distillation."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, module in COMMANDS.items():
+        module.add_arguments(sub.add_parser(name, help=module.HELP, description=module.__doc__))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return COMMANDS[args.command].main(args) or 0
+    except XtokError as exc:
+        print(f"xtok {args.command}: error: {exc}", file=sys.stderr)
+        return 2
