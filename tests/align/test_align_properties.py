@@ -29,7 +29,7 @@ texts = st.lists(
     st.one_of(st.sampled_from(FRAGMENTS), st.text(alphabet=ALPHABET, max_size=10)),
     min_size=1, max_size=10,
 ).map("".join)
-SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 def enc(tok, text):
@@ -65,7 +65,7 @@ def test_partition_exact_minimal(pair, text, toks, aligner_cache):
 
 
 @pytest.mark.parametrize("name", ["qwen2", "deepseek", "mistral"])
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=texts)
 def test_identity_all_one_to_one(name, text, toks, aligner_cache):
     tok = toks[name]
