@@ -335,3 +335,24 @@ def test_corpus_packed_sequences(corpus_texts, toks, aligner_cache):
         assert exact >= 0.99 * bound, (teacher, exact, bound)
         assert exact / n_tok > 0.8
         assert t_align / 3 < 0.05  # loose: the benchmark measures ~0.3 ms per 4096-token row
+
+
+def test_dummy_prefix_after_a_one_sided_eos(toks, aligner_cache):
+    """Documents tokenized one by one: mistral-v3 puts a dummy space before each; the student
+    separates them with EOS, the teacher does not. Every text chunk still aligns exactly."""
+    q, m = toks["qwen2"], toks["mistral"]
+    docs = ["First document.", "Second one", "third"]
+    s_ids, t_ids = [], []
+    for doc in docs:
+        s_ids += q.encode(doc, add_special_tokens=False) + [q.eos_token_id]
+        t_ids += m.encode(doc, add_special_tokens=False)
+    a = aligner_cache("qwen2", "mistral").align(s_ids, t_ids)
+    check_partition(a)
+    check_exact_bytes(a, s_ids, t_ids, aligner_cache("qwen2", "mistral").student_table,
+                      aligner_cache("qwen2", "mistral").teacher_table)
+    assert a.exact.all() and a.metrics.dummy_prefix_skips == 3
+    assert [r for _, r in a.unaligned("student")] == [UnalignedReason.SPECIAL_UNPAIRED] * 3
+    # a real leading space is text, not a dummy prefix
+    a = aligner_cache("qwen2", "mistral").align(q.encode(" x y", add_special_tokens=False),
+                                                m.encode(" x y", add_special_tokens=False))
+    assert a.exact.all() and a.metrics.dummy_prefix_skips == 0

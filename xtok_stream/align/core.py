@@ -196,8 +196,10 @@ def align_kernel(
             j2 = j
             while j2 < m and _is_special(t_role[t_ids[j2]]):
                 j2 += 1
-            fresh_s = fresh_s or i2 > i
-            fresh_t = fresh_t or j2 > j
+            # A segment starts after a special on either side: a teacher that lost the EOS
+            # between two separately tokenized documents still has the second one's dummy space.
+            fresh_s = True
+            fresh_t = True
             while i < i2 and j < j2:
                 ks = s_key[s_ids[i]]
                 kt = t_key[t_ids[j]]
