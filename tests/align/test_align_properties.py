@@ -4,7 +4,6 @@ determinism, split UTF-8 characters, truncation, specials, divergence repair, ba
 
 from __future__ import annotations
 
-import time
 import unicodedata
 
 import numpy as np
@@ -308,7 +307,6 @@ def test_corpus_packed_sequences(corpus_texts, toks, aligner_cache):
         tt, st_ = al_.teacher_table, al_.student_table
         t_tok = toks[teacher]
         exact = bound = n_tok = 0
-        t_align = 0.0
         for row in range(3):
             start = int(rng.integers(0, max(1, len(docs) - 200)))
             s_ids = _pack(q, docs[start:], 4096)
@@ -325,16 +323,13 @@ def test_corpus_packed_sequences(corpus_texts, toks, aligner_cache):
                 common = next((k for k in range(min(len(sb), len(tb))) if sb[k] != tb[k]), min(len(sb), len(tb)))
                 bound += len({x for x in shared_boundaries(s_lens, t_lens) if x <= common}) + bool(has_eos)
                 t_ids += t_part + ([t_tok.eos_token_id] if has_eos else [])
-            t0 = time.perf_counter()
             a = al_.align(s_ids, t_ids)
-            t_align += time.perf_counter() - t0
             check_partition(a)
             check_exact_bytes(a, s_ids, np.asarray(t_ids), st_, tt)
             exact += int(a.exact.sum())
             n_tok += len(s_ids)
         assert exact >= 0.99 * bound, (teacher, exact, bound)
         assert exact / n_tok > 0.8
-        assert t_align / 3 < 0.05  # loose: the benchmark measures ~0.3 ms per 4096-token row
 
 
 def test_dummy_prefix_after_a_one_sided_eos(toks, aligner_cache):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import unicodedata
 
 import numpy as np
@@ -85,17 +84,13 @@ def test_roles_and_special_keys(qwen2, deepseek, mistral):
     assert tm.token_bytes(mistral.convert_tokens_to_ids("[REFERENCE_DOC_1]")) == b"[REFERENCE_DOC_1]"
 
 
-def test_cached_per_process_and_fast(qwen2):
+def test_cached_per_process(qwen2):
+    # build time is a benchmark goal (benchmarks/bench_align.py), not a unit-test assertion
     assert byte_table(qwen2) is byte_table(qwen2)
     assert byte_table("pkg:qwen2") is byte_table("pkg:qwen2")
-    best = min(_timed(lambda: build_byte_table(qwen2)) for _ in range(2))
-    assert best < 1.0, f"table build took {best:.2f} s for {len(qwen2)} ids"  # ~0.12 s here
-
-
-def _timed(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
+    fresh = build_byte_table(qwen2)
+    assert fresh is not byte_table(qwen2)
+    assert np.array_equal(fresh.lengths, byte_table(qwen2).lengths)
 
 
 def test_tokenizer_without_fast_backend_is_a_config_error():
