@@ -1,0 +1,127 @@
+"""Eval records tokenized for the student and every teacher, aligned with the pipeline's aligner.
+
+A distillation eval compares teacher and student on the *same* prompt, so each record is encoded
+once per tokenizer and the teacher ids are aligned to the student ids with
+:class:`~xtok_stream.align.MultiAligner` (per-teacher :class:`Alignment` plus the joint chunking
+all teachers share). Prompts are encoded without special tokens by default, as the packer does;
+``add_special_tokens=True`` adds each tokenizer's own BOS/EOS (those stay unpaired in the
+alignment, reason ``SPECIAL_UNPAIRED``).
+
+:class:`EvalDataset` is a map-style ``torch.utils.data.Dataset`` of :class:`TokenizedEval`.
+Construction does no tokenizer I/O (names are resolved on first access, once per process), so it
+pickles cheaply into DataLoader workers; use ``collate_fn=EvalDataset.collate`` (a list).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch.utils.data
+
+from ..align import Alignment, JointAlignment, MultiAligner
+from ..errors import ConfigError
+from .record import EvalRecord
+
+
+@dataclass(frozen=True)
+class TokenizedEval:
+    record: EvalRecord
+    student_ids: np.ndarray  # int64 [n_student]
+    teacher_ids: list[np.ndarray]  # per teacher int64 [n_teacher_k]
+    alignments: list[Alignment]  # per teacher, against student_ids
+    joint: JointAlignment  # one chunking of the student ids valid for every teacher
+
+    @property
+    def task_id(self) -> str:
+        return self.record.task_id
+
+
+def pipeline_tokenizers(config: Any) -> tuple[str, list[str]]:
+    """(student, [teacher, ...]) tokenizer names of a ``PipelineConfig`` (teachers[i].tokenizer)."""
+    teachers = []
+    for i, t in enumerate(config.teachers):
+        name = t.get("tokenizer") if isinstance(t, dict) else getattr(t, "tokenizer", None)
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"teachers[{i}].tokenizer is missing or not a string in the "
+                              "pipeline config")
+        teachers.append(name)
+    return config.student.tokenizer, teachers
+
+
+class EvalTokenizer:
+    """Encodes prompts for one student and its teachers and aligns them (built lazily)."""
+
+    def __init__(self, student: Any, teachers: Sequence[Any], *, add_special_tokens: bool = False,
+                 **aligner_kwargs: Any):
+        if not teachers:
+            raise ConfigError("an eval view needs at least one teacher tokenizer (teachers=[...])")
+        self.student, self.teachers = student, list(teachers)
+        self.add_special_tokens = add_special_tokens
+        self.aligner_kwargs = aligner_kwargs
+        self._multi: MultiAligner | None = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_multi": None}  # workers rebuild from the cached tables
+
+    @property
+    def multi(self) -> MultiAligner:
+        if self._multi is None:
+            self._multi = MultiAligner(self.student, self.teachers, **self.aligner_kwargs)
+        return self._multi
+
+    def _encode(self, tok: Any, text: str) -> np.ndarray:
+        ids = tok(text, add_special_tokens=self.add_special_tokens)["input_ids"]
+        return np.asarray(ids, dtype=np.int64)
+
+    def __call__(self, record: EvalRecord) -> TokenizedEval:
+        multi = self.multi
+        s_ids = self._encode(multi.aligners[0].student_tokenizer, record.prompt)
+        t_ids = [self._encode(a.teacher_tokenizer, record.prompt) for a in multi.aligners]
+        per, joint = multi.align(s_ids, t_ids)
+        return TokenizedEval(record, s_ids, t_ids, per, joint)
+
+
+_CACHE: dict[tuple, EvalTokenizer] = {}
+
+
+def tokenize_record(record: EvalRecord, student: Any = "pkg:qwen2",
+                    teachers: Sequence[Any] = ("pkg:mistral-v3", "pkg:deepseek-v4"),
+                    *, add_special_tokens: bool = False) -> TokenizedEval:
+    """One record for ``student`` and every teacher (names or tokenizer objects).
+
+    With names, the encoder is kept per process; tokenizer objects build a (cheap) new one,
+    their byte tables being cached per object anyway."""
+    key = (student, tuple(teachers), add_special_tokens)
+    if not all(isinstance(x, str) for x in (student, *teachers)):
+        return EvalTokenizer(student, teachers, add_special_tokens=add_special_tokens)(record)
+    if key not in _CACHE:
+        _CACHE[key] = EvalTokenizer(student, teachers, add_special_tokens=add_special_tokens)
+    return _CACHE[key](record)
+
+
+class EvalDataset(torch.utils.data.Dataset):
+    """Map-style dataset: ``ds[i]`` is ``records[i]`` as a :class:`TokenizedEval`."""
+
+    def __init__(self, records: Sequence[EvalRecord], student: Any, teachers: Sequence[Any], *,
+                 add_special_tokens: bool = False, **aligner_kwargs: Any):
+        self.records = list(records)
+        self.encoder = EvalTokenizer(student, teachers, add_special_tokens=add_special_tokens,
+                                     **aligner_kwargs)
+
+    @classmethod
+    def from_pipeline(cls, records: Sequence[EvalRecord], config: Any, **kwargs: Any) -> "EvalDataset":
+        student, teachers = pipeline_tokenizers(config)
+        return cls(records, student, teachers, **kwargs)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> TokenizedEval:
+        return self.encoder(self.records[index])
+
+    @staticmethod
+    def collate(batch: list[TokenizedEval]) -> list[TokenizedEval]:
+        return list(batch)
