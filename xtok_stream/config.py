@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator,
+)
 
 from .errors import ConfigError
 
@@ -40,6 +42,33 @@ class StudentConfig(_Frozen):
     seq_len: int = Field(4096, gt=1)
 
 
+class TeacherConfig(_Frozen):
+    """One teacher: the reference's ``TeacherCTSpec`` fields (``max_teacher_len`` is accepted as
+    an alias of ``max_len``) plus an optional ``name`` (the key of its tensors in the batch)."""
+
+    tokenizer: str
+    name: str | None = None
+    max_len: int | None = Field(None, gt=0, validation_alias=AliasChoices("max_len", "max_teacher_len"))
+    """Teacher tokens per row (truncation and padded width); default 2 x student.seq_len."""
+    max_comb_len: int = Field(4, gt=0)
+    exact_token_match_only: bool = False
+    """COO form keeps only 1:1 chunks (the reference's filter)."""
+    projection_matrix_path: str | None = None
+    use_sparse_format: bool = False
+    learnable: bool = False
+    projection_matrix_multiplier: float = 1.0
+    project_teacher_to_student: bool = False
+    dp_chunk_size: int = Field(128, gt=0)
+    """Accepted for compatibility with the reference's specs; the linear aligner needs no DP
+    chunking."""
+
+    @property
+    def key(self) -> str:
+        if self.name:
+            return self.name
+        return self.tokenizer.removeprefix("pkg:").rstrip("/").rsplit("/", 1)[-1]
+
+
 class ShuffleConfig(_Frozen):
     shards: bool = True
     """Shuffle the shard order every epoch (a function of seed and epoch)."""
@@ -51,7 +80,7 @@ class ShuffleConfig(_Frozen):
 class PipelineConfig(_Frozen):
     source: SourceConfig
     student: StudentConfig
-    teachers: list[dict[str, Any]] = Field(default_factory=list)
+    teachers: list[TeacherConfig] = Field(default_factory=list)
     seed: int = 0
     epochs: int | None = 1
     """Passes over the data; null streams forever."""
@@ -66,12 +95,26 @@ class PipelineConfig(_Frozen):
     persistent_workers: bool = False
     pin_memory: bool = False
 
+    @model_validator(mode="after")
+    def _unique_teacher_names(self) -> PipelineConfig:
+        keys = [t.key for t in self.teachers]
+        dup = sorted({k for k in keys if keys.count(k) > 1})
+        if dup:
+            raise ValueError(f"teacher names must be unique, repeated: {dup}; set teachers[i].name")
+        return self
+
+    def teacher_width(self, teacher: TeacherConfig) -> int:
+        """Padded teacher row width: max_len (default 2 x seq_len) rounded up to the multiple."""
+        n = teacher.max_len or 2 * self.student.seq_len
+        m = self.pad_to_multiple_of
+        return -(-n // m) * m
+
     def stream_shape(self) -> dict:
         """The fields that decide the token stream (fingerprinted into saved states)."""
         return {
             "source": {"urls": list(self.source.urls), "text_field": self.source.text_field},
             "student": self.student.model_dump(),
-            "teachers": list(self.teachers),
+            "teachers": [t.model_dump() for t in self.teachers],
             "seed": self.seed,
             "epochs": self.epochs,
             "batch_size": self.batch_size,

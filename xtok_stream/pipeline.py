@@ -1,11 +1,11 @@
 """The one place stages are wired together.
 
-    lane:      read -> [shuffle] -> pack -> (teacher stages, next issues) 
+    lane:      read -> [shuffle] -> pack -> teacher 1 -> ... -> teacher K
     consumer:  mux(lanes it owns) -> batch
 
 A lane depends only on (config, shard list, lane index); a consumer only chooses lanes. Teacher
-tokenize/align stages are 1:1 maps over ``PackedSequence`` that slot in after ``pack``; they add
-their tensors to the batch through ``Batcher.collators``.
+stages are 1:1 maps over ``PackedSequence`` after ``pack``; they add their tensors to the batch
+through ``Batcher.teacher_collators``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from .stages.mux import LaneMux
 from .stages.pack import Packer
 from .stages.read import DocumentReader
 from .stages.shuffle import Shuffler
+from .stages.teacher import TeacherTokenizer
+from .stages.teacher import collate as collate_teacher
 from .tokenizers import load_tokenizer
 
 
@@ -38,12 +40,25 @@ def build_lane(config: PipelineConfig, shards: list[str], lane: int):
         if config.shuffle.buffer
         else reader
     )
-    return Packer(docs, tokenizer=config.student.tokenizer, seq_len=config.student.seq_len)
+    stage = Packer(docs, tokenizer=config.student.tokenizer, seq_len=config.student.seq_len)
+    for teacher in config.teachers:
+        stage = TeacherTokenizer(stage, student=config.student.tokenizer, teacher=teacher,
+                                 max_len=config.teacher_width(teacher))
+    return stage
 
 
-def _pad_id(spec: str) -> int:
+def pad_id(spec: str) -> int:
+    """The tokenizer's pad id, else its EOS (as the reference does)."""
     tok = load_tokenizer(spec)
     return int(tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
+
+
+def _collate_teacher(views, *, config: PipelineConfig, teacher) -> dict:
+    return collate_teacher(
+        views, student_width=-(-config.student.seq_len // config.pad_to_multiple_of)
+        * config.pad_to_multiple_of, width=config.teacher_width(teacher),
+        pad_id=pad_id(teacher.tokenizer), exact_token_match_only=teacher.exact_token_match_only,
+    )
 
 
 def build_consumer(
@@ -57,6 +72,10 @@ def build_consumer(
         LaneMux(lanes),
         batch_size=config.batch_size,
         seq_len=config.student.seq_len,
-        pad_id=functools.partial(_pad_id, config.student.tokenizer),
+        pad_id=functools.partial(pad_id, config.student.tokenizer),
         pad_to_multiple_of=config.pad_to_multiple_of,
+        teacher_collators={
+            t.key: functools.partial(_collate_teacher, config=config, teacher=t)
+            for t in config.teachers
+        },
     )

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from . import core
+from .chunks import chunk_ids
 from .tables import ByteTable, byte_table, resolve_tokenizer
 
 
@@ -79,20 +80,12 @@ class Alignment:
     def __len__(self) -> int:
         return int(self.exact.shape[0])
 
-    @staticmethod
-    def _chunk_ids(spans: np.ndarray, n: int) -> np.ndarray:
-        out = np.full(n, -1, np.int32)
-        lens = spans[:, 1] - spans[:, 0]
-        pos = np.repeat(spans[:, 0], lens) + (np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens))
-        out[pos] = np.repeat(np.arange(len(spans), dtype=np.int32), lens)
-        return out
-
     def student_chunk_ids(self) -> np.ndarray:
         """int32 [n_student]: the chunk of each student token, -1 where unaligned."""
-        return self._chunk_ids(self.student_spans, self.n_student)
+        return chunk_ids(self.student_spans, self.n_student)
 
     def teacher_chunk_ids(self) -> np.ndarray:
-        return self._chunk_ids(self.teacher_spans, self.n_teacher)
+        return chunk_ids(self.teacher_spans, self.n_teacher)
 
     def unaligned(self, side: str = "student") -> list[tuple[int, UnalignedReason]]:
         idx, why = (

@@ -27,6 +27,15 @@ def _expand(spans: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return np.stack([starts + within, np.repeat(ids.astype(np.int64), lens)], axis=1)
 
 
+def chunk_ids(spans: np.ndarray, n: int) -> np.ndarray:
+    """int32 [n]: the chunk index of each token position, -1 where no chunk covers it."""
+    spans = np.asarray(spans).reshape(-1, 2)
+    out = np.full(n, -1, np.int32)
+    rows = _expand(spans, np.arange(len(spans)))
+    out[rows[:, 0]] = rows[:, 1]
+    return out
+
+
 def chunk_keep_mask(
     student_spans: np.ndarray,
     teacher_spans: np.ndarray,

@@ -2,8 +2,9 @@
 
 ``--dump PATH`` writes ``PATH.rank{R}``: one JSON line per batch,
 ``{"rank", "step", "sequences": [{"pieces": [[doc_key, char_start, char_end], ...],
-"input_ids_sha256": hex}]}`` (real rows only; the hash is over the row's real tokens as
-little-endian int64). ``--save-state`` writes the loader state of all ranks after the last batch;
+"input_ids_sha256": hex, "teachers": {name: hex}}]}`` (real rows only; the student hash is over
+the row's real tokens as little-endian int64, a teacher's over its real tokens and its
+student/teacher chunk maps). ``--save-state`` writes the loader state of all ranks after the last batch;
 ``--resume`` continues from such a file.
 """
 
@@ -51,9 +52,20 @@ def dump_line(rank: int, step: int, batch: dict) -> str:
         if mask[b] == 0:
             continue
         row = np.ascontiguousarray(ids[b, : lengths[b]], dtype="<i8")
-        seqs.append({"pieces": batch["pieces"][b],
-                     "input_ids_sha256": hashlib.sha256(row.tobytes()).hexdigest()})
+        seq = {"pieces": batch["pieces"][b],
+               "input_ids_sha256": hashlib.sha256(row.tobytes()).hexdigest()}
+        if "teachers" in batch:
+            seq["teachers"] = {name: _teacher_hash(t, b) for name, t in batch["teachers"].items()}
+        seqs.append(seq)
     return json.dumps({"rank": rank, "step": step, "sequences": seqs}, ensure_ascii=False)
+
+
+def _teacher_hash(t: dict, b: int) -> str:
+    n = int(t["input_lengths"][b])
+    h = hashlib.sha256(np.ascontiguousarray(t["input_ids"][b, :n].numpy(), dtype="<i8").tobytes())
+    h.update(t["student_chunk_id"][b].numpy().astype("<i4").tobytes())
+    h.update(t["teacher_chunk_id"][b, :n].numpy().astype("<i4").tobytes())
+    return h.hexdigest()
 
 
 def main(args) -> int:

@@ -10,11 +10,13 @@ doc_ids            int32 [B,T]   index of the piece (document part) in its seque
 input_lengths      int64 [B]     real tokens per row
 sample_mask        float32 [B]   0 for padding rows (the tail of an epoch) and padding batches
 pieces             list[B]       per row: [[doc_key, char_start, char_end], ...]
+teachers           dict          per teacher name, the teacher's tensors (``stages/teacher.py``)
 =================  ============  ===============================================================
 
 T is ``seq_len`` rounded up to ``pad_to_multiple_of``. A short last batch is filled with padding
-rows so shapes never change. Later stages put per-sequence outputs in ``PackedSequence.extras``;
-``collators`` maps each extras key to a function that turns the list of B values into tensors.
+rows so shapes never change. Teacher stages put per-sequence outputs in
+``PackedSequence.extras[name]``; ``teacher_collators`` maps each name to a function that turns the
+B values (None for padding rows) into that teacher's tensors.
 """
 
 from __future__ import annotations
@@ -40,13 +42,13 @@ class Batcher:
         seq_len: int,
         pad_id: Callable[[], int] | int,
         pad_to_multiple_of: int = 1,
-        collators: Mapping[str, Callable[[list[Any]], dict]] | None = None,
+        teacher_collators: Mapping[str, Callable[[list[Any]], dict]] | None = None,
     ):
         self.source, self.batch_size = source, batch_size
         m = pad_to_multiple_of
         self.width = -(-seq_len // m) * m
         self._pad_id = pad_id
-        self.collators = dict(collators or {})
+        self.teacher_collators = dict(teacher_collators or {})
 
     @property
     def pad_id(self) -> int:
@@ -95,8 +97,12 @@ class Batcher:
             "sample_mask": torch.from_numpy(sample_mask),
             "pieces": pieces,
         }
-        for key, collate in self.collators.items():
-            batch.update(collate([s.extras.get(key) for s in seqs]))
+        if self.teacher_collators:
+            pad_rows = [None] * (B - len(seqs))
+            batch["teachers"] = {
+                name: collate([s.extras[name] for s in seqs] + pad_rows)
+                for name, collate in self.teacher_collators.items()
+            }
         return batch
 
     def empty_batch(self) -> dict:
