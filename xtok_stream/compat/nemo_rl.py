@@ -1,0 +1,378 @@
+"""Drop-in for NeMo-RL's cross-tokenizer collator (``nemo_rl/data/cross_tokenizer_collate.py``).
+
+``CrossTokenizerCollator`` pads the student ``input_ids`` of a list of samples, re-tokenizes each
+sample's text with every teacher tokenizer, aligns student and teacher tokens with
+:class:`xtok_stream.align.Aligner` and emits the reference's per-teacher dict: ``aligned_pairs``
+(the reference's 7-tuples), ``teacher_data`` and the filtered chunk COO maps. It is meant as the
+``collate_fn`` of a ``StatefulDataLoader`` with ``num_workers > 0``: it pickles only its
+primitives and builds tokenizers and aligners lazily, once per worker process. It holds no cursor:
+resume is the DataLoader's (sampler) state.
+
+Samples are plain dicts (the reference takes NeMo-RL ``DatumSpec``s with a ``message_log``)::
+
+    {"input_ids": list[int] | 1-D tensor,      # required, student token ids
+     "raw_text": str,                          # optional; used when *every* sample has it
+     "sample_mask" | "loss_multiplier": float, # optional, default 1.0
+     "token_mask": list | 1-D tensor}          # optional, default 1 on every token
+
+A worked example (student qwen2 padded to a multiple of 4, teacher max_teacher_len=4, mistral
+pads on the left)::
+
+    student  [Hello][ world][!] <pad>          input_lengths 3
+    teacher  <pad>[▁Hello][▁world][!]          teacher input_lengths 3
+    aligned rows: student[0:3] with teacher[1:4]  (pads are never aligned)
+    aligned_pairs  (['Hello'], ['▁Hello'], 0, 1, 1, 2, True), ... indices in the padded rows
+    student_chunk_coo [[0,0],[1,1],[2,2]]   teacher_chunk_coo [[1,0],[2,1],[3,2]]   num_chunks 3
+
+Differences to the reference (see ``docs/compat.md``): the aligner sees the unpadded rows, so pads
+appear in no chunk (the reference's DP aligns the full padded rows); the decode fallback decodes
+the unpadded rows; ``dp_chunk_size`` is ignored (the aligner is linear-time, not a chunked DP);
+``learnable`` and the projection matrix are not built by the collator (the reference loads them
+in every worker but never puts them in the batch): :meth:`CrossTokenizerCollator.projection`
+loads one on demand.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, TypedDict
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError, DecodeError
+
+
+class TeacherCTSpec(TypedDict, total=False):
+    """Per-teacher settings; every field is a pickle-cheap primitive (same keys as the reference).
+
+    Required here: ``teacher_tokenizer_name``, ``student_tokenizer_name``, ``max_teacher_len``.
+    Names go through :func:`xtok_stream.tokenizers.load_tokenizer` (hub name, local folder or
+    ``pkg:NAME``).
+    """
+
+    teacher_tokenizer_name: str
+    student_tokenizer_name: str
+    projection_matrix_path: str  # "" = none; only read by CrossTokenizerCollator.projection()
+    use_sparse_format: bool
+    learnable: bool  # accepted, unused: a learnable projection lives in the trainer
+    max_comb_len: int  # default 4
+    projection_matrix_multiplier: float
+    project_teacher_to_student: bool
+    max_teacher_len: int
+    dp_chunk_size: int  # accepted, unused: the aligner is linear-time, no chunked DP
+    exact_token_match_only: bool  # default False
+
+
+_REQUIRED = ("teacher_tokenizer_name", "student_tokenizer_name", "max_teacher_len")
+_DEFAULTS: dict[str, Any] = {
+    "projection_matrix_path": "",
+    "use_sparse_format": False,
+    "learnable": False,
+    "max_comb_len": 4,
+    "projection_matrix_multiplier": 1.0,
+    "project_teacher_to_student": False,
+    "dp_chunk_size": 0,
+    "exact_token_match_only": False,
+}
+_KEYS = frozenset(_REQUIRED) | frozenset(_DEFAULTS)
+
+
+def _check_spec(spec: Any, i: int) -> Optional[dict]:
+    if spec is None:
+        return None
+    if not isinstance(spec, dict):
+        raise ConfigError(f"teacher_ct_specs[{i}] must be a dict (TeacherCTSpec) or None")
+    unknown = sorted(set(spec) - _KEYS)
+    if unknown:
+        raise ConfigError(
+            f"teacher_ct_specs[{i}] has unknown keys {unknown}; known: {sorted(_KEYS)}"
+        )
+    missing = [k for k in _REQUIRED if not spec.get(k)]
+    if missing:
+        raise ConfigError(f"teacher_ct_specs[{i}] lacks {missing}")
+    out = {**_DEFAULTS, **spec}
+    if int(out["max_teacher_len"]) < 1 or int(out["max_comb_len"]) < 1:
+        raise ConfigError(
+            f"teacher_ct_specs[{i}]: max_teacher_len and max_comb_len must be >= 1, got "
+            f"{out['max_teacher_len']} and {out['max_comb_len']}"
+        )
+    return out
+
+
+def build_chunk_coo(
+    aligned_pairs: list,
+    student_seq_len: int,
+    teacher_seq_len: int,
+    exact_token_match_only: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """The reference's ``_build_chunk_coo`` on a list of 7-tuples: drop non-1:1 chunks (when
+    ``exact_token_match_only``), ``-1`` sentinels and chunks ending past the padded lengths, then
+    emit ``(student_coo int64 [n,2], teacher_coo int64 [m,2], num_chunks)`` rows
+    ``(position, chunk_id)`` with survivors renumbered 0..num_chunks-1 (see ``align/chunks.py``)."""
+    from ..align.chunks import chunk_coo
+
+    if aligned_pairs:
+        spans = np.asarray([p[2:6] for p in aligned_pairs], dtype=np.int64)
+    else:
+        spans = np.empty((0, 4), np.int64)
+    s_coo, t_coo, n = chunk_coo(
+        spans[:, 0:2], spans[:, 2:4], student_seq_len, teacher_seq_len, exact_token_match_only
+    )
+    return torch.from_numpy(s_coo), torch.from_numpy(t_coo), n
+
+
+class CrossTokenizerCollator:
+    """``collate_fn`` producing the reference's batch dict (see the module docstring).
+
+    Output keys: ``input_ids`` int64 [B, T] (right-padded with ``pad_token_id``, T a multiple of
+    ``make_sequence_length_divisible_by``), ``input_lengths`` int32 [B], ``token_mask`` [B, T]
+    (0 on pads), ``sample_mask`` and its alias ``loss_multiplier`` float32 [B], and
+    ``per_teacher_ct_data``: one entry per spec, ``None`` for a ``None`` spec, else a dict with
+    ``teacher_input_ids`` int64 [B, max_teacher_len], ``aligned_pairs`` (B lists of 7-tuples),
+    ``teacher_data`` (plain dict: ``input_ids``, ``input_lengths`` int64 [B], ``token_mask``
+    float32 [B, max_teacher_len], ``sample_mask``), ``student_chunk_coo``/``teacher_chunk_coo``
+    (B int64 [n, 2] tensors) and ``num_chunks`` (B ints).
+    """
+
+    def __init__(
+        self,
+        pad_token_id: int,
+        make_sequence_length_divisible_by: int,
+        teacher_ct_specs: list[Optional[TeacherCTSpec]],
+        fallback_student_tokenizer_name: Optional[str] = None,
+    ) -> None:
+        if int(make_sequence_length_divisible_by) < 1:
+            raise ConfigError(
+                "make_sequence_length_divisible_by must be >= 1, got "
+                f"{make_sequence_length_divisible_by}"
+            )
+        self.pad_token_id = int(pad_token_id)
+        self.make_seq_div_by = int(make_sequence_length_divisible_by)
+        self.teacher_ct_specs = [_check_spec(s, i) for i, s in enumerate(teacher_ct_specs)]
+        self.fallback_student_tokenizer_name = fallback_student_tokenizer_name
+        self._reset_lazy()
+
+    # -- pickling: primitives only; tokenizers/aligners are rebuilt in each worker -------------
+    def _reset_lazy(self) -> None:
+        self._aligners: Optional[list] = None
+        self._student_tokenizer: Any = None
+        self._projections: dict[int, Any] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {
+            "pad_token_id": self.pad_token_id,
+            "make_seq_div_by": self.make_seq_div_by,
+            "teacher_ct_specs": self.teacher_ct_specs,
+            "fallback_student_tokenizer_name": self.fallback_student_tokenizer_name,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._reset_lazy()
+
+    # -- lazy per-process state ----------------------------------------------------------------
+    def _get_aligners(self) -> list:
+        if self._aligners is None:
+            from ..align import Aligner
+            from ..tokenizers import load_tokenizer
+
+            self._aligners = [
+                None
+                if spec is None
+                else Aligner(
+                    load_tokenizer(spec["student_tokenizer_name"]),
+                    load_tokenizer(spec["teacher_tokenizer_name"]),
+                    max_comb_len=int(spec["max_comb_len"]),
+                )
+                for spec in self.teacher_ct_specs
+            ]
+        return self._aligners
+
+    def _get_student_tokenizer(self) -> Any:
+        if self._student_tokenizer is None:
+            name = self.fallback_student_tokenizer_name or next(
+                (s["student_tokenizer_name"] for s in self.teacher_ct_specs if s), None
+            )
+            if name is None:
+                raise ConfigError(
+                    "CrossTokenizerCollator needs a student tokenizer to decode samples without "
+                    "'raw_text'; set fallback_student_tokenizer_name or give every sample raw_text"
+                )
+            from ..tokenizers import load_tokenizer
+
+            self._student_tokenizer = load_tokenizer(name)
+        return self._student_tokenizer
+
+    def projection(self, teacher_index: int) -> Any:
+        """The spec's projection matrix (``xtok_stream.projection.load_projection``, reversed when
+        ``project_teacher_to_student``), loaded on first call in this process; None when the spec
+        has no ``projection_matrix_path``. Not part of the batch, as in the reference."""
+        spec = self.teacher_ct_specs[teacher_index]
+        if spec is None or not spec["projection_matrix_path"]:
+            return None
+        if teacher_index not in self._projections:
+            try:
+                from ..projection import load_projection
+            except ImportError as exc:
+                raise ConfigError(
+                    "projection matrices need xtok_stream.projection, which this install lacks; "
+                    f"clear projection_matrix_path of teacher_ct_specs[{teacher_index}]"
+                ) from exc
+            aligner = self._get_aligners()[teacher_index]
+            proj = load_projection(
+                spec["projection_matrix_path"],
+                use_sparse_format=bool(spec["use_sparse_format"]),
+                n_student=aligner.student_table.vocab_size,
+                n_teacher=aligner.teacher_table.vocab_size,
+                multiplier=float(spec["projection_matrix_multiplier"]),
+            )
+            if spec["project_teacher_to_student"]:
+                proj = proj.reverse()
+            self._projections[teacher_index] = proj
+        return self._projections[teacher_index]
+
+    # -- the batch -----------------------------------------------------------------------------
+    def __call__(self, data_batch: list[dict]) -> dict[str, Any]:
+        if not data_batch:
+            raise ConfigError("CrossTokenizerCollator got an empty batch")
+        rows, masks, mult = [], [], []
+        for i, sample in enumerate(data_batch):
+            rows.append(_ids_of(sample, i))
+            masks.append(_token_mask_of(sample, i, len(rows[-1])))
+            mult.append(float(sample.get("sample_mask", sample.get("loss_multiplier", 1.0))))
+        lengths = [len(r) for r in rows]
+        width = -(-max(lengths) // self.make_seq_div_by) * self.make_seq_div_by
+        batch = len(rows)
+        input_ids = torch.full((batch, width), self.pad_token_id, dtype=torch.int64)
+        mask_dtype = torch.int64
+        for m in masks:
+            if m is not None:
+                mask_dtype = torch.promote_types(mask_dtype, m.dtype)
+        token_mask = torch.zeros((batch, width), dtype=mask_dtype)
+        for b, (r, m) in enumerate(zip(rows, masks)):
+            input_ids[b, : len(r)] = r
+            token_mask[b, : len(r)] = 1 if m is None else m
+        sample_mask = torch.tensor(mult, dtype=torch.float32)
+        out: dict[str, Any] = {
+            "input_ids": input_ids,
+            "input_lengths": torch.tensor(lengths, dtype=torch.int32),
+            "token_mask": token_mask,
+            "sample_mask": sample_mask,
+            "loss_multiplier": sample_mask,
+        }
+        per_teacher: list[Optional[dict]] = []
+        if any(s is not None for s in self.teacher_ct_specs):
+            if all(isinstance(s.get("raw_text"), str) for s in data_batch):
+                texts = [s["raw_text"] for s in data_batch]
+            else:  # decode the unpadded rows: pads never leak into the teacher's text
+                texts = self._get_student_tokenizer().batch_decode(
+                    [r.tolist() for r in rows], skip_special_tokens=True
+                )
+            aligners = self._get_aligners()
+        for t_idx, spec in enumerate(self.teacher_ct_specs):
+            if spec is None:
+                per_teacher.append(None)
+                continue
+            per_teacher.append(
+                self._teacher_entry(spec, aligners[t_idx], texts, input_ids, lengths, sample_mask)
+            )
+        out["per_teacher_ct_data"] = per_teacher
+        return out
+
+    def _teacher_entry(self, spec, aligner, texts, input_ids, lengths, sample_mask) -> dict:
+        from ..align.chunks import chunk_coo
+
+        t_ids, t_att = _encode_padded(aligner.teacher_tokenizer, texts, int(spec["max_teacher_len"]))
+        s_np = input_ids.numpy()
+        s_len, t_len = s_np.shape[1], t_ids.shape[1]
+        exact_only = bool(spec["exact_token_match_only"])
+        pairs_all, s_coos, t_coos, n_chunks = [], [], [], []
+        for b in range(len(texts)):
+            t_row = t_ids[b].numpy()
+            lo, hi = _block(t_att[b].numpy(), b)
+            # Align the real tokens only; spans are then shifted into padded-row positions.
+            a = aligner.align(s_np[b, : lengths[b]], t_row[lo:hi])
+            s_spans = a.student_spans.astype(np.int64)
+            t_spans = a.teacher_spans.astype(np.int64) + lo
+            s_tok = aligner.student_tokenizer.convert_ids_to_tokens(s_np[b, : lengths[b]].tolist())
+            t_tok = aligner.teacher_tokenizer.convert_ids_to_tokens(t_row[lo:hi].tolist())
+            pairs_all.append([
+                (s_tok[s0:s1], t_tok[t0 - lo : t1 - lo], s0, s1, t0, t1, ex)
+                for (s0, s1), (t0, t1), ex in zip(s_spans.tolist(), t_spans.tolist(), a.exact.tolist())
+            ])  # fmt: skip
+            sc, tc, n = chunk_coo(s_spans, t_spans, s_len, t_len, exact_only)
+            s_coos.append(torch.from_numpy(sc))
+            t_coos.append(torch.from_numpy(tc))
+            n_chunks.append(n)
+        teacher_data = {
+            "input_ids": t_ids,
+            "input_lengths": t_att.sum(dim=1),
+            "token_mask": (t_att > 0).to(torch.float32),
+            "sample_mask": sample_mask,
+        }
+        return {
+            "teacher_input_ids": t_ids,
+            "aligned_pairs": pairs_all,
+            "teacher_data": teacher_data,
+            "student_chunk_coo": s_coos,
+            "teacher_chunk_coo": t_coos,
+            "num_chunks": n_chunks,
+        }
+
+
+def _ids_of(sample: Any, i: int) -> torch.Tensor:
+    if not isinstance(sample, dict) or "input_ids" not in sample:
+        raise DecodeError("sample has no input_ids", url="collate_fn", key=f"batch[{i}]",
+                          field="input_ids")  # fmt: skip
+    try:
+        ids = torch.as_tensor(sample["input_ids"], dtype=torch.int64)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise DecodeError(f"input_ids are not integers: {exc}", url="collate_fn",
+                          key=f"batch[{i}]", field="input_ids") from exc  # fmt: skip
+    if ids.ndim != 1:
+        raise DecodeError(f"input_ids must be 1-D, got shape {tuple(ids.shape)}", url="collate_fn",
+                          key=f"batch[{i}]", field="input_ids")  # fmt: skip
+    return ids
+
+
+def _token_mask_of(sample: dict, i: int, n: int) -> Optional[torch.Tensor]:
+    if sample.get("token_mask") is None:
+        return None
+    m = torch.as_tensor(sample["token_mask"])
+    if m.shape != (n,):
+        raise DecodeError(f"token_mask has shape {tuple(m.shape)}, input_ids ({n},)",
+                          url="collate_fn", key=f"batch[{i}]", field="token_mask")  # fmt: skip
+    return m
+
+
+def _encode_padded(tokenizer: Any, texts: list[str], max_len: int):
+    """``tokenizer(texts, max_length=max_len, padding="max_length", truncation=True)`` as the
+    reference calls it, padding by hand with ``pad_token_id`` or, when the tokenizer has none, its
+    EOS (the reference sets ``pad_token = eos_token``; doing it by hand leaves the process-wide
+    cached tokenizer untouched). Pads go on the tokenizer's ``padding_side``."""
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    if pad is None:
+        raise ConfigError(
+            f"teacher tokenizer '{getattr(tokenizer, 'name_or_path', '?')}' has neither a pad "
+            "nor an EOS token; pick a teacher_tokenizer_name that defines one"
+        )
+    enc = tokenizer(texts, max_length=max_len, truncation=True, padding=False)["input_ids"]
+    ids = torch.full((len(texts), max_len), int(pad), dtype=torch.int64)
+    att = torch.zeros((len(texts), max_len), dtype=torch.int64)
+    left = getattr(tokenizer, "padding_side", "right") == "left"
+    for b, row in enumerate(enc):
+        n = len(row)
+        lo = max_len - n if left else 0
+        ids[b, lo : lo + n] = torch.as_tensor(row, dtype=torch.int64)
+        att[b, lo : lo + n] = 1
+    return ids, att
+
+
+def _block(row: np.ndarray, b: int) -> tuple[int, int]:
+    idx = np.flatnonzero(row)
+    if idx.size == 0:
+        return 0, 0
+    lo, hi = int(idx[0]), int(idx[-1]) + 1
+    if hi - lo != idx.size:  # cannot happen with _encode_padded; guards a future change
+        raise ConfigError(f"teacher attention mask of row {b} has holes")
+    return lo, hi
