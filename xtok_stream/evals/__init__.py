@@ -4,8 +4,8 @@ with documented, fixed prompts, plus tokenized views for the student and every t
 ``humaneval_plus(path)``, ``mbpp_plus(path)`` and ``mmlu(path, few_shot_path=..., num_few_shot=k)``
 read local paths or any fsspec URL (file, folder or glob); formats are in ``code.py`` and
 ``mmlu.py`` and in docs/evals.md. ``tokenize_record`` / ``EvalDataset`` encode a record for the
-student and teachers and align them with the same :class:`~xtok_stream.align.MultiAligner` the
-pipeline uses. The CLI ``xtok eval-data`` prints rendered prompts.
+student and teachers and align them with the pipeline's :class:`~xtok_stream.align.Aligner`
+(one per teacher) and their joint chunking. The CLI ``xtok eval-data`` prints rendered prompts.
 """
 
 from __future__ import annotations

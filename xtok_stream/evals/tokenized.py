@@ -2,10 +2,10 @@
 
 A distillation eval compares teacher and student on the *same* prompt, so each record is encoded
 once per tokenizer and the teacher ids are aligned to the student ids with
-:class:`~xtok_stream.align.MultiAligner` (per-teacher :class:`Alignment` plus the joint chunking
-all teachers share). Prompts are encoded without special tokens by default, as the packer does;
-``add_special_tokens=True`` adds each tokenizer's own BOS/EOS (those stay unpaired in the
-alignment, reason ``SPECIAL_UNPAIRED``).
+the pipeline's :class:`~xtok_stream.align.Aligner` (per teacher, with that teacher's
+``max_comb_len``) plus :func:`~xtok_stream.align.joint_refinement`, the chunking all teachers share. Prompts are encoded without special tokens by default, as the packer does;
+``add_special_tokens=True`` lets each tokenizer follow its own convention (a BOS it adds stays
+unpaired in the alignment unless the other side has one too).
 
 :class:`EvalDataset` is a map-style ``torch.utils.data.Dataset`` of :class:`TokenizedEval`.
 Construction does no tokenizer I/O (names are resolved on first access, once per process), so it
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch.utils.data
 
-from ..align import Alignment, JointAlignment, MultiAligner
+from ..align import Aligner, Alignment, JointAlignment, joint_refinement
 from ..errors import ConfigError
 from .record import EvalRecord
 
@@ -39,49 +39,64 @@ class TokenizedEval:
         return self.record.task_id
 
 
-def pipeline_tokenizers(config: Any) -> tuple[str, list[str]]:
-    """(student, [teacher, ...]) tokenizer names of a ``PipelineConfig`` (teachers[i].tokenizer)."""
-    teachers = []
-    for i, t in enumerate(config.teachers):
-        name = t.get("tokenizer") if isinstance(t, dict) else getattr(t, "tokenizer", None)
-        if not isinstance(name, str) or not name:
-            raise ConfigError(f"teachers[{i}].tokenizer is missing or not a string in the "
-                              "pipeline config")
-        teachers.append(name)
+def _teacher_spec(t: Any, i: int) -> tuple[Any, dict]:
+    """(tokenizer, aligner kwargs) of a name, a tokenizer object or a ``TeacherConfig``/dict."""
+    if isinstance(t, str) or hasattr(t, "backend_tokenizer"):
+        return t, {}
+    get = t.get if isinstance(t, dict) else lambda k, d=None: getattr(t, k, d)
+    name = get("tokenizer")
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"teachers[{i}].tokenizer is missing or not a string")
+    comb = get("max_comb_len")
+    return name, ({"max_comb_len": int(comb)} if comb is not None else {})
+
+
+def pipeline_tokenizers(config: Any) -> tuple[str, list[Any]]:
+    """(student tokenizer, teacher entries) of a ``PipelineConfig``; each teacher keeps its own
+    ``max_comb_len`` when aligned, as in the pipeline's teacher stage."""
+    teachers = list(config.teachers)
+    for i, t in enumerate(teachers):
+        _teacher_spec(t, i)  # fail early, naming the entry
     return config.student.tokenizer, teachers
 
 
 class EvalTokenizer:
-    """Encodes prompts for one student and its teachers and aligns them (built lazily)."""
+    """Encodes prompts for one student and its teachers and aligns them (built lazily).
+
+    ``teachers`` holds names, tokenizer objects or ``TeacherConfig`` entries (whose
+    ``max_comb_len`` is used). ``add_special_tokens`` is passed to every tokenizer: each then
+    follows its own convention (BOS or not), as the teacher stage does."""
 
     def __init__(self, student: Any, teachers: Sequence[Any], *, add_special_tokens: bool = False,
                  **aligner_kwargs: Any):
         if not teachers:
             raise ConfigError("an eval view needs at least one teacher tokenizer (teachers=[...])")
         self.student, self.teachers = student, list(teachers)
+        self.specs = [_teacher_spec(t, i) for i, t in enumerate(self.teachers)]
         self.add_special_tokens = add_special_tokens
         self.aligner_kwargs = aligner_kwargs
-        self._multi: MultiAligner | None = None
+        self._aligners: list[Aligner] | None = None
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_multi": None}  # workers rebuild from the cached tables
+        return {**self.__dict__, "_aligners": None}  # workers rebuild from the cached tables
 
     @property
-    def multi(self) -> MultiAligner:
-        if self._multi is None:
-            self._multi = MultiAligner(self.student, self.teachers, **self.aligner_kwargs)
-        return self._multi
+    def aligners(self) -> list[Aligner]:
+        if self._aligners is None:
+            self._aligners = [Aligner(self.student, tok, **{**self.aligner_kwargs, **kw})
+                              for tok, kw in self.specs]
+        return self._aligners
 
     def _encode(self, tok: Any, text: str) -> np.ndarray:
         ids = tok(text, add_special_tokens=self.add_special_tokens)["input_ids"]
         return np.asarray(ids, dtype=np.int64)
 
     def __call__(self, record: EvalRecord) -> TokenizedEval:
-        multi = self.multi
-        s_ids = self._encode(multi.aligners[0].student_tokenizer, record.prompt)
-        t_ids = [self._encode(a.teacher_tokenizer, record.prompt) for a in multi.aligners]
-        per, joint = multi.align(s_ids, t_ids)
-        return TokenizedEval(record, s_ids, t_ids, per, joint)
+        aligners = self.aligners
+        s_ids = self._encode(aligners[0].student_tokenizer, record.prompt)
+        t_ids = [self._encode(a.teacher_tokenizer, record.prompt) for a in aligners]
+        per = [a.align(s_ids, t) for a, t in zip(aligners, t_ids)]
+        return TokenizedEval(record, s_ids, t_ids, per, joint_refinement(per, len(s_ids)))
 
 
 _CACHE: dict[tuple, EvalTokenizer] = {}
