@@ -103,9 +103,13 @@ class PipelineConfig(_Frozen):
             raise ValueError(f"teacher names must be unique, repeated: {dup}; set teachers[i].name")
         return self
 
+    def teacher_max_len(self, teacher: TeacherConfig) -> int:
+        """Teacher tokens kept per row: ``max_len``, default 2 x student.seq_len."""
+        return teacher.max_len or 2 * self.student.seq_len
+
     def teacher_width(self, teacher: TeacherConfig) -> int:
-        """Padded teacher row width: max_len (default 2 x seq_len) rounded up to the multiple."""
-        n = teacher.max_len or 2 * self.student.seq_len
+        """Padded teacher row width: the max length rounded up to ``pad_to_multiple_of``."""
+        n = self.teacher_max_len(teacher)
         m = self.pad_to_multiple_of
         return -(-n // m) * m
 

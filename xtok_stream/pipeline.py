@@ -43,7 +43,7 @@ def build_lane(config: PipelineConfig, shards: list[str], lane: int):
     stage = Packer(docs, tokenizer=config.student.tokenizer, seq_len=config.student.seq_len)
     for teacher in config.teachers:
         stage = TeacherTokenizer(stage, student=config.student.tokenizer, teacher=teacher,
-                                 max_len=config.teacher_width(teacher))
+                                 max_len=config.teacher_max_len(teacher))
     return stage
 
 

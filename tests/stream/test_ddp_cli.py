@@ -1,6 +1,7 @@
 """The README scenario end to end: `xtok run` under torchrun, 2 gloo ranks x 2 DataLoader workers,
-reading the loopback S3; exactly-once coverage, equal batch counts per rank, bit-identical resume,
-and a resume under another topology."""
+reading the loopback S3 with two teachers; exactly-once coverage, equal batch counts per rank,
+bit-identical resume (student and teacher tokens and chunk maps), and a resume under another
+topology."""
 
 import json
 import os
@@ -45,6 +46,7 @@ def pipeline(tmp_path, s3, s3_shards):
         "student": {"tokenizer": "pkg:qwen2", "seq_len": 256},
         "seed": 3, "epochs": 1, "batch_size": 2, "num_workers": 2, "num_lanes": 8,
         "shuffle": {"buffer": 4},
+        "teachers": [{"tokenizer": "pkg:mistral-v3"}, {"tokenizer": "pkg:deepseek-v4"}],
     }
     path = tmp_path / "pipeline.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -60,6 +62,8 @@ def test_two_ranks_two_workers_exactly_once_and_resume(pipeline, tmp_path, s3_sh
     keys0 = {p[0] for line in full[0] for s in line["sequences"] for p in s["pieces"]}
     keys1 = {p[0] for line in full[1] for s in line["sequences"] for p in s["pieces"]}
     assert keys0 and keys1  # both ranks got data
+    seqs = [s for lines in full.values() for line in lines for s in line["sequences"]]
+    assert all(set(s["teachers"]) == {"mistral-v3", "deepseek-v4"} for s in seqs)
 
     k = 3
     xtok_run([pipeline, "--max-batches", str(k), "--save-state", "state.json", "--dump", "a"],

@@ -1,0 +1,131 @@
+"""Teacher stages: tokens, chunk maps, COO and metrics agree with the aligner and the bytes."""
+
+import numpy as np
+import pytest
+
+from xtok_stream.align import Aligner, byte_table
+from xtok_stream.align.chunks import chunk_coo
+from xtok_stream.config import load_config
+from xtok_stream.dist.loader import Loader
+from xtok_stream.pipeline import build_lane
+from xtok_stream.testing import check_resume
+
+TEACHERS = [{"tokenizer": "pkg:mistral-v3", "max_len": 300},
+            {"tokenizer": "pkg:deepseek-v4", "exact_token_match_only": True},
+            {"tokenizer": "pkg:qwen2", "name": "self"}]
+
+
+def config(shards, **over):
+    tree = {"source": {"urls": shards}, "student": {"tokenizer": "pkg:qwen2", "seq_len": 250},
+            "batch_size": 3, "num_lanes": 4, "seed": 2, "pad_to_multiple_of": 8,
+            "teachers": TEACHERS}
+    tree.update(over)
+    return load_config(tree)
+
+
+@pytest.fixture(scope="module")
+def batches(local_shards):
+    shards, _ = local_shards
+    return list(Loader(config(shards)))
+
+
+def test_teacher_tokens_follow_the_pieces(batches, local_shards, mistral, deepseek):
+    _, texts = local_shards
+    for batch in batches[:4]:
+        for name, tok in (("mistral-v3", mistral), ("deepseek-v4", deepseek)):
+            t = batch["teachers"][name]
+            for b, row in enumerate(batch["pieces"]):
+                if not row:
+                    continue
+                expected = []
+                for key, c0, c1 in row:  # each piece with the teacher's own EOS after a document
+                    expected += tok.encode(texts[key][c0:c1], add_special_tokens=False)
+                    if c1 == len(texts[key]) and not _continues(batches, key, c1):
+                        expected.append(tok.eos_token_id)
+                n = int(t["input_lengths"][b])
+                limit = 300 if name == "mistral-v3" else 10**9
+                assert t["input_ids"][b, :n].tolist() == expected[:limit]
+                assert t["attention_mask"][b].sum() == n
+                assert (t["input_ids"][b, n:] == (tok.pad_token_id if tok.pad_token_id is not None
+                                                  else tok.eos_token_id)).all()
+
+
+def _continues(batches, key, c1):
+    """Does another piece of ``key`` start at c1 (the document's EOS went to the next row)?"""
+    return any(p[0] == key and p[1] == c1 and p[2] == c1 for b in batches for r in b["pieces"]
+               for p in r)
+
+
+def test_chunk_maps_agree_with_the_aligner_and_bytes(batches, qwen2, mistral, deepseek):
+    st = byte_table(qwen2)
+    for name, tok in (("mistral-v3", mistral), ("deepseek-v4", deepseek)):
+        aligner = Aligner(qwen2, tok)
+        tt = byte_table(tok)
+        for batch in batches[:5]:
+            t = batch["teachers"][name]
+            for b in range(batch["input_ids"].shape[0]):
+                ns, nt = int(batch["input_lengths"][b]), int(t["input_lengths"][b])
+                if ns == 0:
+                    assert t["num_chunks"][b] == 0 and (t["student_chunk_id"][b] == -1).all()
+                    continue
+                s_ids = batch["input_ids"][b, :ns].numpy()
+                t_ids = t["input_ids"][b, :nt].numpy()
+                a = aligner.align(s_ids, t_ids)
+                assert t["num_chunks"][b] == len(a)
+                assert np.array_equal(t["student_chunk_id"][b, :ns].numpy(), a.student_chunk_ids())
+                assert np.array_equal(t["teacher_chunk_id"][b, :nt].numpy(), a.teacher_chunk_ids())
+                assert (t["student_chunk_id"][b, ns:] == -1).all()
+                assert np.array_equal(t["chunk_exact"][b, :len(a)].numpy(), a.exact)
+                for (s0, s1), (t0, t1), ex in zip(a.student_spans, a.teacher_spans, a.exact):
+                    if ex:
+                        assert (st.ids_bytes(s_ids[s0:s1], skip=a.student_skip[s0:s1])
+                                == tt.ids_bytes(t_ids[t0:t1], skip=a.teacher_skip[t0:t1]))
+                spec = next(x for x in TEACHERS if x["tokenizer"] == f"pkg:{name}")
+                sc, tc, n = chunk_coo(a.student_spans, a.teacher_spans, 256,
+                                      t["input_ids"].shape[1], spec.get("exact_token_match_only", False))
+                assert t["student_chunk_coo"][b].tolist() == sc.tolist()
+                assert t["teacher_chunk_coo"][b].tolist() == tc.tolist()
+
+
+def test_exact_token_match_only_keeps_1to1_chunks(batches):
+    t = batches[0]["teachers"]["deepseek-v4"]
+    for sc, tc in zip(t["student_chunk_coo"], t["teacher_chunk_coo"]):
+        assert len(sc) == len(tc)  # 1:1 chunks only: one row per side per chunk
+        assert sc[:, 1].tolist() == list(range(len(sc)))
+
+
+def test_max_len_truncates_and_the_tail_is_unaligned(batches):
+    t = batches[0]["teachers"]["mistral-v3"]
+    assert t["input_ids"].shape[1] == 304  # max_len 300 rounded up to the multiple of 8
+    assert (t["input_lengths"] <= 300).all()
+    assert (t["teacher_chunk_id"][:, 300:] == -1).all()
+
+
+def test_identity_teacher_is_one_to_one(batches):
+    for batch in batches[:3]:
+        t = batch["teachers"]["self"]
+        for b in range(3):
+            n = int(batch["input_lengths"][b])
+            assert t["input_ids"][b, :n].tolist() == batch["input_ids"][b, :n].tolist()
+            assert t["student_chunk_id"][b, :n].tolist() == list(range(n))
+            assert bool(t["chunk_exact"][b, :n].all())
+        assert batch["teachers"]["self"]["metrics"]["exact_share"] == 1.0
+
+
+def test_metrics_ride_along(batches):
+    m = batches[0]["teachers"]["mistral-v3"]["metrics"]
+    assert m["chunks"] > 0 and 0.9 < m["exact_share"] <= 1.0
+    assert m["student_tokens_per_chunk"] >= 1.0 and m["teacher_tokens_per_chunk"] >= 1.0
+
+
+def test_lane_with_teachers_resumes_at_every_step(local_shards):
+    shards, _ = local_shards
+    cfg = config(shards[:3], epochs=1, num_lanes=1)
+    check_resume(lambda: build_lane(cfg, shards[:3], 0), every=2)
+
+
+def test_unknown_teacher_key_is_named(local_shards):
+    from xtok_stream.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="teachers.0.max_teacher_length"):
+        config(["x"], teachers=[{"tokenizer": "pkg:mistral-v3", "max_teacher_length": 3}])
