@@ -131,3 +131,12 @@ def test_missing_field_names_file_line_field(tmp_path):
     bad.write_text("text,label\nq,1\n")
     with pytest.raises(DecodeError, match="not an MMLU record"):
         mmlu(str(bad))
+
+
+def test_docs_one_shot_example_is_what_the_loader_renders(mmlu_files):
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "evals.md").read_text()
+    block = doc.split("A 1-shot prompt:\n\n```\n", 1)[1].split("\n```", 1)[0]
+    recs = mmlu(str(mmlu_files["questions"]), few_shot_path=str(mmlu_files["dev"]), num_few_shot=1)
+    assert recs[1].prompt == block
