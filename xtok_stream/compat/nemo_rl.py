@@ -204,9 +204,10 @@ class CrossTokenizerCollator:
         return self._student_tokenizer
 
     def projection(self, teacher_index: int) -> Any:
-        """The spec's projection matrix (``xtok_stream.projection.load_projection``, reversed when
-        ``project_teacher_to_student``), loaded on first call in this process; None when the spec
-        has no ``projection_matrix_path``. Not part of the batch, as in the reference."""
+        """The spec's projection matrix (``xtok_stream.projection.load_projection``: weights divided
+        by ``projection_matrix_multiplier``, transposed when ``project_teacher_to_student``),
+        loaded on first call in this process and cached; None when the spec has no
+        ``projection_matrix_path``. Not part of the batch, as in the reference."""
         spec = self.teacher_ct_specs[teacher_index]
         if spec is None or not spec["projection_matrix_path"]:
             return None
@@ -218,12 +219,13 @@ class CrossTokenizerCollator:
                     "projection matrices need xtok_stream.projection, which this install lacks; "
                     f"clear projection_matrix_path of teacher_ct_specs[{teacher_index}]"
                 ) from exc
-            aligner = self._get_aligners()[teacher_index]
+            # Sizes come from the file: a model's padded vocabulary is often larger than
+            # len(tokenizer), so the tokenizers cannot bound the ids.
             proj = load_projection(
                 spec["projection_matrix_path"],
                 use_sparse_format=bool(spec["use_sparse_format"]),
-                n_student=aligner.student_table.vocab_size,
-                n_teacher=aligner.teacher_table.vocab_size,
+                n_student=None,
+                n_teacher=None,
                 multiplier=float(spec["projection_matrix_multiplier"]),
             )
             if spec["project_teacher_to_student"]:
