@@ -7,9 +7,9 @@ import logging
 import sys
 
 from ..errors import XtokError
-from . import convert, demo, run
+from . import convert, demo, eval_data, run
 
-COMMANDS = {"demo": demo, "convert": convert, "run": run}
+COMMANDS = {"demo": demo, "convert": convert, "run": run, "eval-data": eval_data}
 
 
 def build_parser() -> argparse.ArgumentParser:

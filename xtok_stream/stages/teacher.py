@@ -77,14 +77,14 @@ class TeacherTokenizer:
 
     def _tokenize_align(self, seq: PackedSequence) -> dict:
         encs = self._backend.encode_batch(seq.texts, add_special_tokens=False)
-        parts: list[list[int]] = []
+        flat: list[int] = []
         for piece, enc in zip(seq.pieces, encs):
             if self._bos is not None and piece.char_start == 0:
-                parts.append([self._bos])
-            parts.append(enc.ids)
+                flat.append(self._bos)
+            flat.extend(enc.ids)
             if piece.ends_document and self._eos is not None:
-                parts.append([self._eos])
-        ids = np.fromiter((i for p in parts for i in p), dtype=np.int64)
+                flat.append(self._eos)
+        ids = np.array(flat, dtype=np.int64)
         dropped = max(0, len(ids) - self.max_len)
         ids = ids[: self.max_len]
         a = self._aligner.align(seq.input_ids[: seq.length], ids)
