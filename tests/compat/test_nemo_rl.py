@@ -375,3 +375,26 @@ def test_projection_is_loaded_on_demand_only(qwen2, samples, tmp_path):
     assert sorted(zip(rev.rows.tolist(), rev.cols.tolist(), rev.weights.tolist())) == [
         (1, 0, 2.0), (3, 5, 4.0)]
     assert pickle.loads(pickle.dumps(coll))._projections == {}
+
+
+@pytest.mark.parametrize("teacher,max_len", [(TEACHERS[0], 96), (TEACHERS[1], 256), (TEACHERS[0], 24)])
+def test_teacher_encoding_equals_the_references_call(texts, qwen2, teacher, max_len):
+    """teacher_input_ids / input_lengths / token_mask are what the reference's
+    ``tokenizer(texts, max_length=..., padding="max_length", truncation=True)`` gives, with
+    ``pad_token = eos_token`` set on a tokenizer without one (mistral-v3, which pads on the left)."""
+    import copy
+
+    from xtok_stream.tokenizers import load_tokenizer
+
+    tok = copy.deepcopy(load_tokenizer(teacher))
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    enc = tok(texts, max_length=max_len, padding="max_length", truncation=True, return_tensors="pt")
+    coll = CrossTokenizerCollator(qwen2.pad_token_id, DIV, [spec(teacher, max_len)])
+    got = coll([{"input_ids": qwen2(t)["input_ids"], "raw_text": t} for t in texts])
+    entry = got["per_teacher_ct_data"][0]
+    assert torch.equal(entry["teacher_input_ids"], enc["input_ids"])
+    assert torch.equal(entry["teacher_data"]["input_lengths"], enc["attention_mask"].sum(dim=1))
+    assert torch.equal(entry["teacher_data"]["token_mask"], (enc["attention_mask"] > 0).float())
+    if teacher == TEACHERS[0]:
+        assert load_tokenizer(teacher).pad_token is None  # the shared cached tokenizer is untouched

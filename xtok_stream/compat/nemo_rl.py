@@ -284,23 +284,27 @@ class CrossTokenizerCollator:
     def _teacher_entry(self, spec, aligner, texts, input_ids, lengths, sample_mask) -> dict:
         from ..align.chunks import chunk_coo
 
-        t_ids, t_att = _encode_padded(aligner.teacher_tokenizer, texts, int(spec["max_teacher_len"]))
+        max_len = int(spec["max_teacher_len"])
+        t_ids, t_att = _encode_padded(aligner.teacher_tokenizer, texts, max_len)
         s_np = input_ids.numpy()
         s_len, t_len = s_np.shape[1], t_ids.shape[1]
         exact_only = bool(spec["exact_token_match_only"])
         pairs_all, s_coos, t_coos, n_chunks = [], [], [], []
         for b in range(len(texts)):
-            t_row = t_ids[b].numpy()
+            s_real = s_np[b, : lengths[b]]  # students pad on the right: positions are unchanged
             lo, hi = _block(t_att[b].numpy(), b)
-            # Align the real tokens only; spans are then shifted into padded-row positions.
-            a = aligner.align(s_np[b, : lengths[b]], t_row[lo:hi])
+            t_real = t_ids[b].numpy()[lo:hi]
+            # Align the real tokens only; teacher spans are then shifted into padded-row positions
+            # (lo > 0 for a left-padding teacher tokenizer).
+            a = aligner.align(s_real, t_real)
             s_spans = a.student_spans.astype(np.int64)
             t_spans = a.teacher_spans.astype(np.int64) + lo
-            s_tok = aligner.student_tokenizer.convert_ids_to_tokens(s_np[b, : lengths[b]].tolist())
-            t_tok = aligner.teacher_tokenizer.convert_ids_to_tokens(t_row[lo:hi].tolist())
+            s_tok = aligner.student_tokenizer.convert_ids_to_tokens(s_real.tolist())
+            t_tok = aligner.teacher_tokenizer.convert_ids_to_tokens(t_real.tolist())
             pairs_all.append([
                 (s_tok[s0:s1], t_tok[t0 - lo : t1 - lo], s0, s1, t0, t1, ex)
-                for (s0, s1), (t0, t1), ex in zip(s_spans.tolist(), t_spans.tolist(), a.exact.tolist())
+                for (s0, s1), (t0, t1), ex
+                in zip(s_spans.tolist(), t_spans.tolist(), a.exact.tolist())
             ])  # fmt: skip
             sc, tc, n = chunk_coo(s_spans, t_spans, s_len, t_len, exact_only)
             s_coos.append(torch.from_numpy(sc))
