@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -94,16 +95,20 @@ def _safe_torch_load(path: str) -> Any:
         scalars.append(np._core.multiarray.scalar)
     except AttributeError:  # numpy < 2
         scalars.append(np.core.multiarray.scalar)
-    scalars += [getattr(np.dtypes, n) for n in ("Float16DType", "Float32DType", "Float64DType",
-                                                "Int32DType", "Int64DType") if hasattr(np, "dtypes")]
+    if hasattr(np, "dtypes"):
+        scalars += [getattr(np.dtypes, n) for n in ("Float16DType", "Float32DType",
+                                                    "Float64DType", "Int32DType", "Int64DType")]
     try:
         with torch.serialization.safe_globals(scalars):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        m = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        what = f" (found {m.group(1)})" if m else ""
         raise ConfigError(
-            f"{path}: refusing to load: it holds Python objects beyond tensors, numbers, strings, "
-            f"tuples and dicts, and unpickling them could run code (torch.load weights_only=True). "
-            f"Re-save it as a plain dict. Details: {str(exc).splitlines()[-3:]}") from exc
+            f"{path}: refusing to load: it holds a Python object beyond tensors, numbers, "
+            f"strings, tuples and dicts{what}, and unpickling it could run code (torch.load "
+            f"weights_only=True). Re-save the projection as a plain dict of tensors/numbers"
+        ) from exc
     except Exception as exc:  # noqa: BLE001 - corrupt/truncated file: name it
         raise ConfigError(f"{path}: cannot read this torch file: {exc}") from exc
 
@@ -116,7 +121,8 @@ def _from_dense(obj: dict, path: str, n_student, n_teacher) -> Projection:
     import torch
 
     ind, lik = obj.get("indices"), obj.get("likelihoods")
-    want = f"'indices' int64 [{n_student or 'V_s'}, k] and 'likelihoods' float [{n_student or 'V_s'}, k]"
+    rows = "V_s" if n_student is None else n_student
+    want = f"'indices' int64 [{rows}, k] and 'likelihoods' float [{rows}, k]"
     if not (isinstance(ind, torch.Tensor) and isinstance(lik, torch.Tensor)):
         raise ConfigError(f"{path}: dense top-k projection needs tensors {want}; found "
                           f"{type(ind).__name__} and {type(lik).__name__}")
@@ -166,7 +172,8 @@ def _from_safetensors(path: str, n_student, n_teacher) -> Projection:
             if not need <= keys:
                 raise ConfigError(
                     f"{path}: safetensors projection needs tensors student_ids int64 [nnz], "
-                    f"teacher_ids int64 [nnz], weights float32 [nnz]; missing {sorted(need - keys)}")
+                    f"teacher_ids int64 [nnz], weights float32 [nnz]; "
+                    f"missing {sorted(need - keys)}")
             arrays = {k: f.get_tensor(k) for k in need}
     except ConfigError:
         raise

@@ -80,7 +80,8 @@ class Projection:
     @property
     def shape(self) -> tuple[int, int]:
         """(rows, cols): (n_student, n_teacher), or the other way round once reversed."""
-        return (self.n_teacher, self.n_student) if self.transposed else (self.n_student, self.n_teacher)
+        ns, nt = self.n_student, self.n_teacher
+        return (nt, ns) if self.transposed else (ns, nt)
 
     @property
     def rows(self) -> np.ndarray:
