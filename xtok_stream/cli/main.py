@@ -7,9 +7,12 @@ import logging
 import sys
 
 from ..errors import XtokError
-from . import convert, demo, eval_data, run
+from . import convert, demo, eval_data, projection, run
 
-COMMANDS = {"demo": demo, "convert": convert, "run": run, "eval-data": eval_data}
+COMMANDS = {
+    "demo": demo, "convert": convert, "run": run, "eval-data": eval_data,
+    "projection": projection,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
