@@ -1,63 +1,77 @@
-"""Convert Parquet / Arrow / JSONL corpora into WebDataset tar shards plus ``manifest.json``.
+"""Convert Parquet / Arrow IPC / Feather / JSONL(.gz/.zst) files and Hugging Face
+``save_to_disk`` folders into WebDataset tar shards plus ``manifest.json``.
 
 Each record becomes one sample ``{key}.txt``; the key is the ``--id-field`` value made tar-safe
-(see ``io.shards.safe_key``) or ``{file stem}-{row}``. The same inputs give byte-identical shards.
+(see ``io.shards.safe_key``) or ``{file stem}-{row:08d}``. The conversion is planned first
+(``xtok_stream.convert.plan``), so the same inputs and options give byte-identical shards
+whatever the engine (``--engine local|ray``, or an array job with ``--task-index/--task-count``
+followed by ``--finalize``). A re-run skips shards that are already complete. See
+docs/convert.md.
 """
 
 from __future__ import annotations
 
-import json
-import time
+import argparse
+import os
 
-HELP = "convert Parquet/Arrow/JSONL into tar shards"
+HELP = "convert Parquet/Arrow/JSONL/HF-disk datasets into tar shards"
 
 
 def add_arguments(p) -> None:
-    p.add_argument("inputs", nargs="+", help="input files or URLs (globs allowed)")
+    p.add_argument("inputs", nargs="+",
+                   help="input files, folders or URLs (globs and {a..b} ranges allowed)")
     p.add_argument("--out", required=True, help="output URL prefix (folder), e.g. s3://b/shards")
     p.add_argument("--text-field", default="text")
-    p.add_argument("--id-field", default=None, help="column holding a unique document id")
-    p.add_argument("--samples-per-shard", type=int, default=1000)
+    p.add_argument("--id-field", default=None,
+                   help="column holding a unique document id (default key: {file stem}-{row})")
+    p.add_argument("--min-chars", type=int, default=0, help="drop texts shorter than this")
+    p.add_argument("--split", default=None, help="split of a DatasetDict save_to_disk folder")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--samples-per-shard", type=int, default=None, help="default 1000")
+    size.add_argument("--shard-size-mb", type=float, default=None,
+                      help="cut a shard at the first sample that makes it reach this size")
     p.add_argument("--prefix", default="shard", help="shard file name prefix")
     p.add_argument("--storage-option", action="append", default=[], metavar="K=V",
                    help="fsspec option for inputs and output (repeatable)")
+    p.add_argument("--engine", choices=("local", "ray"), default="local")
+    p.add_argument("--workers", type=int, default=None,
+                   help="local engine: processes (default: CPUs; 1 = in this process)")
+    p.add_argument("--ray-address", default=None,
+                   help="ray engine: cluster address (default: the running one or a local one)")
+    p.add_argument("--array", action="store_true",
+                   help="array-job task: read index/count from the environment (docs/convert.md)")
+    p.add_argument("--task-index", type=int, default=None, help="array-job task index I")
+    p.add_argument("--task-count", type=int, default=None, help="array-job task count N")
+    p.add_argument("--finalize", action="store_true",
+                   help="after an array job: check every shard and write manifest.json")
+    p.add_argument("--plan-only", action="store_true",
+                   help="only write the plan ({out}/_xtok/plan.json), e.g. before an array job")
+    p.add_argument("--verify", action="store_true",
+                   help="re-hash complete shards before skipping them (default: size check)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--shard-delay-s", type=float, default=0.0, help=argparse.SUPPRESS)
 
 
 def main(args) -> int:
-    from tqdm import tqdm
-
-    from ..errors import DecodeError
-    from ..io.records_in import iter_records
-    from ..io.shards import manifest, put_atomic, safe_key, write_shards
+    from ..convert import ConvertConfig, convert
+    from ..convert.engines import task_slot
     from .options import storage_options
 
-    opts = storage_options(args.storage_option)
-    seen: set[str] = set()
-    bar = tqdm(unit="doc", desc="convert", dynamic_ncols=True)
-
-    def samples():
-        for doc_id, text in iter_records(args.inputs, text_field=args.text_field,
-                                         id_field=args.id_field, storage_options=opts):
-            key = safe_key(doc_id)
-            if key in seen:
-                raise DecodeError(f"duplicate document id {doc_id!r}", url=",".join(args.inputs),
-                                  key=doc_id, field=args.id_field or "row")
-            seen.add(key)
-            bar.update(1)
-            yield {"__key__": key, "txt": text}
-
-    t0 = time.perf_counter()
-    try:
-        shards = write_shards(samples(), args.out, samples_per_shard=args.samples_per_shard,
-                              prefix=args.prefix, storage_options=opts)
-    finally:
-        bar.close()
-    man = manifest(shards, sources=list(args.inputs), config={
-        "text_field": args.text_field, "id_field": args.id_field,
-        "samples_per_shard": args.samples_per_shard, "prefix": args.prefix})
-    put_atomic(f"{args.out.rstrip('/')}/manifest.json",
-               json.dumps(man, indent=1, sort_keys=True).encode(), opts)
-    dt = time.perf_counter() - t0
-    print(f"wrote {len(shards)} shards, {man['total_samples']:,} samples, "
-          f"{man['total_bytes'] / 1e6:.1f} MB to {args.out} in {dt:.1f}s")
+    cfg = ConvertConfig(text_field=args.text_field, id_field=args.id_field,
+                        min_chars=args.min_chars, samples_per_shard=args.samples_per_shard,
+                        shard_size_mb=args.shard_size_mb, prefix=args.prefix, split=args.split)
+    slot = None if args.finalize else task_slot(args.task_index, args.task_count, args.array,
+                                                os.environ)
+    s = convert(args.inputs, args.out, cfg, storage_options=storage_options(args.storage_option),
+                engine=args.engine, workers=args.workers, ray_address=args.ray_address, slot=slot,
+                finalize=args.finalize, verify=args.verify, plan_only=args.plan_only,
+                progress=not args.no_progress, shard_delay_s=args.shard_delay_s)
+    if args.plan_only:
+        print(f"planned {s.planned_shards} shards for {args.out} in {s.seconds:.1f}s "
+              f"({args.out.rstrip('/')}/_xtok/plan.json)")
+    elif args.finalize:
+        print(f"finalized {s.shards} shards, {s.samples:,} samples, {s.bytes / 1e6:.1f} MB: "
+              f"{s.manifest}")
+    else:
+        print(s.line(args.out, slot))
     return 0

@@ -1,24 +1,59 @@
-"""Read text records from Parquet, Arrow IPC and JSONL (optionally .gz/.zst) on any fsspec URL.
+"""Read text records from Parquet, Arrow IPC (file or stream) / Feather, JSONL (optionally
+.gz/.zst) and Hugging Face ``datasets.save_to_disk`` folders, on any fsspec URL.
 
-Yields ``(doc_id, text)`` in file order, streaming (Parquet by row batches, JSONL by line), with
-errors that name the file, row or line, and the field.
+Two layers:
+
+* ``list_inputs`` turns what the user typed (paths, URLs, globs, brace ranges, folders) into a
+  list of ``InputFile`` - one per data file, with its format, size and a stable *stem* used for
+  default document keys. A ``save_to_disk`` folder (``state.json`` + ``data-XXXXX-of-XXXXX.arrow``,
+  Arrow *stream* format) expands to its data files in ``state.json`` order; a ``DatasetDict``
+  folder (``dataset_dict.json`` + one sub-folder per split) needs ``split=`` unless it has one
+  split. The ``datasets`` package is not needed.
+* ``iter_rows(inp, columns, start, stop, offset=, line=)`` streams the records of rows
+  ``[start, stop)`` of one file as ``(row, where, record)``; ``row`` counts records (blank JSONL
+  lines are not records), ``where`` names the row or line for error messages. JSONL can start at
+  a byte ``offset`` (with the ``line`` number there) so a shard in the middle of a big file does
+  not re-parse what comes before it; Parquet skips whole row groups; Arrow IPC files skip batches.
+
+``iter_records`` (the old one-call API) is kept: ``(doc_id, text)`` for every record of every
+input, the key being the ``id_field`` value or ``{stem}-{row:08d}``.
 """
 
 from __future__ import annotations
 
 import json
+import posixpath
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
+from braceexpand import braceexpand
 
-from ..errors import DecodeError, SourceError
-from .urls import expand_urls
+from ..errors import ConfigError, DecodeError, SourceError
 
 JSONL = (".jsonl", ".json", ".jsonl.gz", ".json.gz", ".jsonl.zst", ".json.zst")
 ARROW = (".arrow", ".feather", ".ipc")
+PARQUET = (".parquet",)
+HF_STATE, HF_INFO, HF_DICT = "state.json", "dataset_info.json", "dataset_dict.json"
+
+
+@dataclass(frozen=True)
+class InputFile:
+    url: str      # full URL (plain path for local files)
+    fmt: str      # "parquet" | "arrow" | "jsonl"
+    size: int     # bytes on storage (part of the plan fingerprint)
+    stem: str     # prefix of default keys: file name without extensions (+ dataset/split for HF)
+
+
+def fmt_of(url: str) -> str | None:
+    lower = url.lower()
+    for fmt, suffixes in (("parquet", PARQUET), ("arrow", ARROW), ("jsonl", JSONL)):
+        if lower.endswith(suffixes):
+            return fmt
+    return None
 
 
 def _stem(url: str) -> str:
@@ -26,73 +61,214 @@ def _stem(url: str) -> str:
     return name.split(".", 1)[0]
 
 
-def _check(url: str, where: str, row: Any, text_field: str, id_field: str | None):
-    if not isinstance(row, dict) or text_field not in row:
+def _join(fs, path: str) -> str:
+    proto = fs.protocol[0] if isinstance(fs.protocol, (tuple, list)) else fs.protocol
+    return path if proto in ("file", "local") else f"{proto}://{path}"
+
+
+def _hf_files(fs, folder: str, split: str | None, spec: str) -> list[tuple[str, str]]:
+    """(path, stem) of the data files of a save_to_disk folder (Dataset or DatasetDict)."""
+    if fs.exists(f"{folder}/{HF_DICT}"):
+        splits = json.loads(fs.cat_file(f"{folder}/{HF_DICT}"))["splits"]
+        if split is None:
+            if len(splits) != 1:
+                raise ConfigError(f"{spec} is a DatasetDict with splits {splits}; choose one "
+                                  "with --split")
+            split = splits[0]
+        if split not in splits:
+            raise ConfigError(f"{spec} has no split {split!r} (has {splits}; --split)")
+        return [(p, f"{posixpath.basename(folder)}-{split}-{s}")
+                for p, s in _hf_files(fs, f"{folder}/{split}", None, spec)]
+    state = json.loads(fs.cat_file(f"{folder}/{HF_STATE}"))
+    if state.get("_indices_data_files"):
+        raise SourceError("save_to_disk folder has an indices mapping (a select/shuffle view); "
+                          "save it with flatten_indices() first", url=spec)
+    names = [d["filename"] for d in state.get("_data_files", [])]
+    if not names:  # older layouts: list the folder
+        names = sorted(posixpath.basename(p) for p in fs.ls(folder, detail=False)
+                       if p.endswith(".arrow"))
+    return [(f"{folder}/{n}", _stem(n)) for n in names]
+
+
+def list_inputs(specs: list[str], storage_options: dict[str, Any] | None = None,
+                split: str | None = None) -> list[InputFile]:
+    """Expand input specs into data files: braces, globs (sorted), folders (sorted listing of
+    known formats, or a save_to_disk layout). The order of the specs themselves is kept."""
+    opts = storage_options or {}
+    out: list[InputFile] = []
+    seen: set[str] = set()
+    for spec in specs:
+        for url in braceexpand(spec):
+            try:
+                fs, path = fsspec.core.url_to_fs(url, **opts)
+                if any(ch in url for ch in "*?["):
+                    paths = sorted(fs.glob(path))
+                    if not paths:
+                        raise SourceError("no input matches the glob", url=url)
+                else:
+                    paths = [path.rstrip("/")]
+                found: list[tuple[str, str]] = []
+                for p in paths:
+                    if fs.isdir(p):
+                        if fs.exists(f"{p}/{HF_DICT}") or fs.exists(f"{p}/{HF_STATE}"):
+                            found.extend(_hf_files(fs, p, split, url))
+                        else:
+                            listed = sorted(q for q in fs.find(p) if fmt_of(q))
+                            if not listed:
+                                raise SourceError("folder holds no .parquet/.arrow/.jsonl files",
+                                                  url=_join(fs, p))
+                            found.extend((q, _stem(q)) for q in listed)
+                    else:
+                        found.append((p, _stem(p)))
+                for p, stem in found:
+                    full = _join(fs, p)
+                    fmt = fmt_of(full)
+                    if fmt is None:
+                        raise SourceError("unknown input format (want .parquet, .arrow/.feather, "
+                                          ".jsonl[.gz|.zst] or a save_to_disk folder)", url=full)
+                    if full not in seen:
+                        seen.add(full)
+                        out.append(InputFile(full, fmt, int(fs.size(p)), stem))
+            except FileNotFoundError as exc:
+                raise SourceError("input not found", url=url) from exc
+    return out
+
+
+# -- reading ---------------------------------------------------------------------------------
+def _open(inp: InputFile, opts: dict[str, Any]):
+    return fsspec.open(inp.url, "rb", compression="infer" if inp.fmt == "jsonl" else None, **opts)
+
+
+def _arrow_batches(inp: InputFile, f, columns: list[str],
+                   start: int) -> Iterator[tuple[int, pa.RecordBatch]]:
+    """(first row, batch) of an Arrow IPC file or stream, skipping batches before ``start``
+    without decoding them where the file format allows (random access)."""
+    try:
+        reader = pa.ipc.open_file(f)
+    except pa.ArrowInvalid:
+        f.seek(0)
+        reader = None
+    row = 0
+    if reader is not None:
+        _check_columns(inp, reader.schema.names, columns)
+        for i in range(reader.num_record_batches):
+            batch = reader.get_batch(i)
+            if row + batch.num_rows > start:
+                yield row, batch.select(columns)
+            row += batch.num_rows
+        return
+    stream = pa.ipc.open_stream(f)
+    _check_columns(inp, stream.schema.names, columns)
+    for batch in stream:
+        if row + batch.num_rows > start:
+            yield row, batch.select(columns)
+        row += batch.num_rows
+
+
+def _check_columns(inp: InputFile, names: list[str], columns: list[str]) -> None:
+    missing = [c for c in columns if c not in names]
+    if missing:
+        flag = "--text-field" if missing[0] == columns[0] else "--id-field"
+        raise DecodeError(f"no column(s) {missing}; has {names} ({flag})",
+                          url=inp.url, key="schema", field=missing[0])
+
+
+def iter_rows(inp: InputFile, columns: list[str], start: int = 0, stop: int | None = None,
+              storage_options: dict[str, Any] | None = None, *, offset: int | None = None,
+              line: int | None = None) -> Iterator[tuple[int, str, Any]]:
+    """``(row, where, record)`` for rows ``[start, stop)`` of one input. For tables ``record``
+    is a dict of ``columns``; for JSONL it is the parsed JSON value (a dict if well-formed).
+    ``offset``/``line``: byte offset and 1-based line number of row ``start`` (JSONL only)."""
+    opts = storage_options or {}
+    stop = float("inf") if stop is None else stop
+    try:
+        with _open(inp, opts) as f:
+            if inp.fmt == "jsonl":
+                row, line_no = 0, 0
+                if offset is not None:
+                    f.seek(offset)
+                    row, line_no = start, (line or 1) - 1
+                for raw in f:
+                    line_no += 1
+                    if not raw.strip():
+                        continue
+                    if row >= stop:
+                        return
+                    if row >= start:
+                        where = f"line {line_no}"
+                        try:
+                            rec = json.loads(raw)
+                        except ValueError as exc:
+                            raise DecodeError(f"{where}: invalid JSON: {exc}", url=inp.url,
+                                              key=where, field=columns[0]) from exc
+                        yield row, where, rec
+                    row += 1
+                return
+            if inp.fmt == "parquet":
+                pf = pq.ParquetFile(f)
+                _check_columns(inp, pf.schema_arrow.names, columns)
+                groups, first, row = [], None, 0
+                for g in range(pf.metadata.num_row_groups):
+                    n = pf.metadata.row_group(g).num_rows
+                    if row + n > start and row < stop:
+                        groups.append(g)
+                        first = row if first is None else first
+                    row += n
+                if not groups:
+                    return
+                batches = ((None, b) for b in pf.iter_batches(row_groups=groups, columns=columns))
+                row = first
+            else:
+                batches, row = _arrow_batches(inp, f, columns, start), None
+            for first_row, batch in batches:
+                if first_row is not None:
+                    row = first_row
+                if first_row is None and batch.num_rows == 0:
+                    continue
+                if row >= stop:
+                    return
+                lo, hi = max(start - row, 0), min(stop - row, batch.num_rows)
+                cols = [batch.column(c).slice(lo, hi - lo).to_pylist() for c in columns]
+                for i, values in enumerate(zip(*cols), start=row + lo):
+                    yield i, f"row {i}", dict(zip(columns, values))
+                row += batch.num_rows
+    except FileNotFoundError as exc:
+        raise SourceError("input not found", url=inp.url) from exc
+    except (pa.ArrowInvalid, OSError) as exc:
+        if isinstance(exc, SourceError):
+            raise
+        raise SourceError(f"cannot read {inp.fmt}: {exc}", url=inp.url) from exc
+
+
+def check_record(url: str, where: str, rec: Any, text_field: str,
+                 id_field: str | None) -> tuple[str | None, str]:
+    """``(doc_id or None, text)`` of one record, or a DecodeError naming the row and field."""
+    if not isinstance(rec, dict) or text_field not in rec or rec[text_field] is None:
         raise DecodeError(f"{where}: record has no '{text_field}' (set --text-field)",
                           url=url, key=where, field=text_field)
-    text = row[text_field]
+    text = rec[text_field]
     if not isinstance(text, str):
         raise DecodeError(f"{where}: '{text_field}' is {type(text).__name__}, not text",
                           url=url, key=where, field=text_field)
     if id_field is not None:
-        if row.get(id_field) is None:
+        if rec.get(id_field) is None:
             raise DecodeError(f"{where}: record has no '{id_field}' (set --id-field)",
                               url=url, key=where, field=id_field)
-        return str(row[id_field]), text
+        return str(rec[id_field]), text
     return None, text
 
 
-def _table_rows(url: str, batches, text_field: str, id_field: str | None):
-    row = 0
-    stem = _stem(url)
-    for batch in batches:
-        for rec in batch.to_pylist():
-            doc_id, text = _check(url, f"row {row}", rec, text_field, id_field)
-            yield (doc_id if doc_id is not None else f"{stem}-{row:08d}"), text
-            row += 1
+def default_key(stem: str, row: int) -> str:
+    return f"{stem}-{row:08d}"
 
 
 def iter_records(
     inputs: list[str], *, text_field: str = "text", id_field: str | None = None,
-    storage_options: dict[str, Any] | None = None,
+    storage_options: dict[str, Any] | None = None, split: str | None = None,
 ) -> Iterator[tuple[str, str]]:
-    opts = storage_options or {}
-    for url in expand_urls(inputs, opts) if inputs else []:
-        lower = url.lower()
-        cols = [text_field] + ([id_field] if id_field else [])
-        try:
-            if lower.endswith(".parquet"):
-                with fsspec.open(url, "rb", **opts) as f:
-                    pf = pq.ParquetFile(f)
-                    missing = [c for c in cols if c not in pf.schema_arrow.names]
-                    if missing:
-                        raise DecodeError(f"no column(s) {missing}; has {pf.schema_arrow.names}",
-                                          url=url, key="schema", field=missing[0])
-                    yield from _table_rows(url, pf.iter_batches(columns=cols), text_field, id_field)
-            elif lower.endswith(ARROW):
-                with fsspec.open(url, "rb", **opts) as f:
-                    try:
-                        reader = pa.ipc.open_file(f)
-                        batches = (reader.get_batch(i) for i in range(reader.num_record_batches))
-                    except pa.ArrowInvalid:
-                        f.seek(0)
-                        batches = iter(pa.ipc.open_stream(f))
-                    yield from _table_rows(url, batches, text_field, id_field)
-            elif lower.endswith(JSONL):
-                with fsspec.open(url, "rt", compression="infer", encoding="utf-8", **opts) as f:
-                    stem = _stem(url)
-                    for line_no, line in enumerate(f, 1):
-                        if not line.strip():
-                            continue
-                        try:
-                            rec = json.loads(line)
-                        except json.JSONDecodeError as exc:
-                            raise DecodeError(f"line {line_no}: invalid JSON: {exc}",
-                                              url=url, key=f"line {line_no}", field=text_field) from exc
-                        doc_id, text = _check(url, f"line {line_no}", rec, text_field, id_field)
-                        yield (doc_id if doc_id is not None else f"{stem}-{line_no:08d}"), text
-            else:
-                raise SourceError("unknown input format (want .parquet, .arrow/.feather, "
-                                  ".jsonl[.gz|.zst])", url=url)
-        except FileNotFoundError as exc:
-            raise SourceError("input not found", url=url) from exc
+    """``(doc_id, text)`` of every record of every input, in order."""
+    cols = [text_field] + ([id_field] if id_field else [])
+    for inp in list_inputs(inputs, storage_options, split) if inputs else []:
+        for row, where, rec in iter_rows(inp, cols, storage_options=storage_options):
+            doc_id, text = check_record(inp.url, where, rec, text_field, id_field)
+            yield (doc_id if doc_id is not None else default_key(inp.stem, row)), text

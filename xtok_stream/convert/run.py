@@ -1,0 +1,143 @@
+"""The conversion driver: list inputs -> plan (cached) -> run the owned shard tasks on an engine
+-> manifest. ``convert()`` is what ``xtok convert`` calls; tests and scripts call it directly
+(e.g. after ``ray.init(num_cpus=2)``)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import fsspec
+
+from ..errors import SourceError, XtokError
+from ..io.records_in import list_inputs
+from ..io.shards import put_atomic
+from .engines import owned, run_tasks
+from .manifest import build_manifest, collect, write_manifest
+from .plan import ConvertConfig, Plan, make_plan, plan_id, scan_file
+from .write import ShardTask, run_shard
+
+PLAN_FILE = "_xtok/plan.json"
+
+
+@dataclass
+class Summary:
+    shards: int          # shards this run was responsible for
+    written: int         # ... of which written now
+    skipped: int         # ... of which were already complete (verified by marker)
+    samples: int
+    bytes: int
+    seconds: float
+    planned_shards: int
+    manifest: str | None  # URL, when this run wrote it
+
+    def line(self, out: str, slot: tuple[int, int] | None = None) -> str:
+        rate = f"{self.bytes / 1e6 / max(self.seconds, 1e-9):.1f} MB/s, " \
+               f"{self.samples / max(self.seconds, 1e-9):,.0f} docs/s"
+        who = f"task {slot[0]}/{slot[1]}: " if slot else ""
+        tail = "" if self.manifest else (
+            f"; {self.planned_shards} shards planned in all, run --finalize after every task")
+        return (f"{who}wrote {self.shards} shards, {self.samples:,} samples, "
+                f"{self.bytes / 1e6:.1f} MB to {out} in {self.seconds:.1f}s ({self.written} "
+                f"written now, {self.skipped} already complete; {rate}){tail}")
+
+
+def _scan_task(args) -> tuple[int, Any]:
+    i, inp, cfg, opts = args
+    try:
+        return i, scan_file(inp, cfg, opts)
+    except XtokError as exc:  # our errors do not pickle across processes: send the text
+        return i, str(exc)
+
+
+def get_plan(inputs_spec: list[str], out: str, cfg: ConvertConfig, opts: dict[str, Any], *,
+             engine: str = "local", workers: int | None = None, ray_address: str | None = None,
+             progress: bool = True, cache: bool = True) -> Plan:
+    """The plan for these inputs and config: loaded from ``{out}/_xtok/plan.json`` when it was
+    made for the same ``plan_id``, otherwise scanned (one engine task per input) and cached."""
+    inputs = list_inputs(inputs_spec, opts, cfg.split)
+    if not inputs:
+        raise SourceError("no inputs", url=", ".join(inputs_spec))
+    pid = plan_id(cfg, inputs)
+    cache_url = f"{out.rstrip('/')}/{PLAN_FILE}"
+    if cache:
+        try:
+            with fsspec.open(cache_url, "rb", **opts) as f:
+                plan = Plan.from_json(f.read())
+            if plan.plan_id == pid:
+                return plan
+        except (FileNotFoundError, ValueError, KeyError, TypeError, SourceError):
+            pass
+    from tqdm import tqdm
+
+    scans: list[Any] = [None] * len(inputs)
+    with tqdm(total=len(inputs), unit="file", desc="plan", disable=not progress,
+              dynamic_ncols=True) as bar:
+        for i, scan in run_tasks(_scan_task, [(i, inp, cfg, opts) for i, inp in enumerate(inputs)],
+                                 engine=engine, workers=workers, ray_address=ray_address):
+            if isinstance(scan, str):
+                raise SourceError(scan)
+            scans[i] = scan
+            bar.update(1)
+    plan = make_plan(inputs, scans, cfg, opts)
+    if cache:
+        put_atomic(cache_url, plan.to_json(), opts)
+    return plan
+
+
+def convert(inputs: list[str], out: str, cfg: ConvertConfig, *,
+            storage_options: dict[str, Any] | None = None, engine: str = "local",
+            workers: int | None = None, ray_address: str | None = None,
+            slot: tuple[int, int] | None = None, finalize: bool = False, verify: bool = False,
+            plan_only: bool = False, progress: bool = True, shard_delay_s: float = 0.0) -> Summary:
+    """Convert ``inputs`` into ``{out}/{prefix}-NNNNNN.tar`` + ``manifest.json``.
+
+    ``slot=(index, count)``: array-job task, writes only shards ``k % count == index`` and no
+    manifest. ``finalize``: write nothing but the manifest, after checking every shard.
+    ``plan_only``: only make (and cache) the plan - run it once before an array job so the
+    tasks do not each scan the inputs."""
+    opts = storage_options or {}
+    t0 = time.perf_counter()
+    plan = get_plan(inputs, out, cfg, opts, engine=engine, workers=workers,
+                    ray_address=ray_address, progress=progress)
+    n_planned = len(plan.shards)
+    if plan_only:
+        return Summary(0, 0, 0, 0, 0, time.perf_counter() - t0, n_planned, None)
+    if finalize:
+        results = collect(out, plan, opts, verify)
+        man = build_manifest(plan, results)
+        url = write_manifest(out, man, opts)
+        return Summary(n_planned, 0, n_planned, man["total_samples"], man["total_bytes"],
+                       time.perf_counter() - t0, n_planned, url)
+
+    mine = owned(n_planned, slot)
+    tasks = []
+    for k in mine:
+        spec = plan.shards[k]
+        files = sorted({s[0] for s in spec["slices"]})
+        tasks.append(ShardTask(out, plan.plan_id, spec, {f: plan.inputs[f] for f in files},
+                               cfg.text_field, cfg.id_field, cfg.min_chars, opts, verify,
+                               shard_delay_s))
+    from tqdm import tqdm
+
+    results: dict[str, dict] = {}
+    written = nbytes = 0
+    total = sum(plan.shards[k]["samples"] for k in mine)
+    with tqdm(total=total, unit="doc", unit_scale=True, desc="convert", disable=not progress,
+              dynamic_ncols=True) as bar:
+        for r in run_tasks(run_shard, tasks, engine=engine, workers=workers,
+                           ray_address=ray_address):
+            if "error" in r:
+                raise SourceError(r["error"])
+            results[r["name"]] = r
+            written += r["written"]
+            nbytes += r["bytes"]
+            bar.update(r["samples"])
+            bar.set_postfix_str(f"{nbytes / 1e6 / max(bar.format_dict['elapsed'], 1e-9):.1f} MB/s, "
+                                f"{len(results)}/{len(tasks)} shards", refresh=False)
+    url = None
+    if slot is None:
+        url = write_manifest(out, build_manifest(plan, results), opts)
+    return Summary(len(tasks), written, len(tasks) - written, total, nbytes,
+                   time.perf_counter() - t0, n_planned, url)
