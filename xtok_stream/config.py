@@ -8,7 +8,7 @@ fingerprinted into the loader state; a resume under a different one is refused.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
@@ -22,6 +22,34 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+Policy = Literal["error", "skip"]
+
+
+class BadDataConfig(_Frozen):
+    """What to do with bad data. ``error`` (default) stops with a message naming shard, member
+    and offset; ``skip`` drops it, counts it in the lane's state and the metrics (a lane is read
+    by one consumer, so every rank sees the same decisions)."""
+
+    corrupt_shard: Policy = "error"
+    """A corrupt or truncated tar: ``skip`` drops the rest of that shard."""
+    missing_field: Policy = "error"
+    invalid_utf8: Policy = "error"
+    empty_document: Policy = "error"
+    huge_document: Literal["error", "skip", "split"] = "error"
+    """A text member over ``max_document_bytes``: ``split`` reads it in windows of that size
+    (cut at a line or space) that pack as consecutive parts of one document, so memory stays
+    bounded."""
+    max_document_bytes: int = Field(16 << 20, gt=0)
+
+
+class RetryConfig(_Frozen):
+    """Transient object-store faults: exponential backoff with jitter, resumed at the byte."""
+
+    max_attempts: int = Field(8, gt=0)
+    base_delay: float = Field(0.05, ge=0)
+    max_delay: float = Field(5.0, ge=0)
+
+
 class SourceConfig(_Frozen):
     urls: list[str] = Field(min_length=1)
     """Shard URLs: s3://, gs://, file:// or plain paths; brace ranges, globs or prefixes."""
@@ -29,6 +57,8 @@ class SourceConfig(_Frozen):
     """Passed to fsspec (endpoint_url, key, secret, anon, ...)."""
     text_field: str = "txt"
     """Member extension holding the UTF-8 text (``doc-0001.txt`` -> ``txt``)."""
+    on_bad_data: BadDataConfig = Field(default_factory=BadDataConfig)
+    retry: RetryConfig = Field(default_factory=RetryConfig)
 
     @field_validator("urls", mode="before")
     @classmethod
@@ -116,7 +146,8 @@ class PipelineConfig(_Frozen):
     def stream_shape(self) -> dict:
         """The fields that decide the token stream (fingerprinted into saved states)."""
         return {
-            "source": {"urls": list(self.source.urls), "text_field": self.source.text_field},
+            "source": {"urls": list(self.source.urls), "text_field": self.source.text_field,
+                       "on_bad_data": self.source.on_bad_data.model_dump()},
             "student": self.student.model_dump(),
             "teachers": [t.model_dump() for t in self.teachers],
             "seed": self.seed,

@@ -34,6 +34,8 @@ def build_lane(config: PipelineConfig, shards: list[str], lane: int):
         shuffle_shards=config.shuffle.shards,
         text_field=config.source.text_field,
         storage_options=config.source.storage_options,
+        bad_data=config.source.on_bad_data,
+        retry=config.source.retry,
     )
     docs = (
         Shuffler(reader, size=config.shuffle.buffer, seed=config.seed, lane=lane)

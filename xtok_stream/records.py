@@ -26,6 +26,8 @@ class Document:
     offset: int
     epoch: int = 0
     slot: int = 0
+    char_base: int = 0  # > 0 for the later windows of a huge document read in parts
+    last_part: bool = True  # False for all but the last window of a huge document
 
     @property
     def position(self) -> list[int]:

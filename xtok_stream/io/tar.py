@@ -7,7 +7,11 @@ uses underneath) and group members into samples with webdataset's ``base_plus_ex
 (``dir/doc-17.txt`` and ``dir/doc-17.json`` are one sample with key ``dir/doc-17``).
 
 A sample's *offset* is the byte offset of its first member's header; after a sample we also know
-where the next one starts, which is the reader's cursor.
+where the next one starts, which is the reader's cursor. Reads go through
+:mod:`~xtok_stream.io.retry`, which retries transient faults and resumes at the broken byte.
+
+Members larger than ``max_member_bytes`` are not read into memory: the sample carries a
+:class:`Oversized` marker with the size instead, and the reader applies its policy.
 """
 
 from __future__ import annotations
@@ -17,64 +21,101 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import fsspec
 from webdataset.tariterators import base_plus_ext
 
 from ..errors import SourceError
+from .retry import RetryPolicy, open_resilient
 
-READ_BLOCK = 1 << 22  # 4 MiB range requests: few round trips, bounded memory
+
+class CorruptShardError(SourceError):
+    """The tar stream is corrupt or truncated (the shard itself is bad, not the connection).
+
+    ``at`` is where the next header should have started: the samples before it are whole."""
+
+    def __init__(self, message: str, *, url: str, at: int):
+        super().__init__(message, url=url)
+        self.at = at
+
+
+@dataclass(frozen=True, slots=True)
+class Oversized:
+    """Stands in for a member payload too large to load (its data was skipped unread)."""
+
+    size: int
+    data_offset: int  # absolute byte offset of the payload in the shard (for windowed reads)
 
 
 @dataclass(frozen=True, slots=True)
 class TarSample:
     key: str
-    files: dict[str, bytes]  # extension -> payload
+    files: dict[str, bytes | Oversized]  # extension -> payload
     offset: int  # header offset of the first member
     next_offset: int | None  # header offset of the next sample, None at the end of the shard
 
 
-def open_shard(url: str, storage_options: dict[str, Any], offset: int = 0):
+def open_shard(url: str, storage_options: dict[str, Any], offset: int = 0,
+               retry: RetryPolicy | None = None):
     """Open ``url`` for streaming reads positioned at ``offset`` (a range request on stores)."""
     try:
-        fs, path = fsspec.core.url_to_fs(url, **storage_options)
-        f = fs.open(path, "rb", block_size=READ_BLOCK)
-        if offset:
-            f.seek(offset)
-        return f
-    except FileNotFoundError as exc:
-        raise SourceError("shard not found", url=url) from exc
-    except Exception as exc:  # noqa: BLE001 - botocore/aiohttp/OS errors all end up here
-        raise SourceError(f"cannot open shard: {type(exc).__name__}: {exc}", url=url) from exc
+        return open_resilient(url, storage_options, offset, retry)
+    except SourceError as exc:
+        if isinstance(exc.__cause__, FileNotFoundError):
+            raise SourceError("shard not found", url=url) from exc.__cause__
+        raise
 
 
-def _members(url: str, f, base: int) -> Iterator[tuple[str, bytes, int]]:
+def _members(url: str, f, base: int, max_member_bytes: int | None
+             ) -> Iterator[tuple[str, bytes | Oversized, int]]:
     """(name, payload, absolute header offset) of each regular member."""
+    name, header, after = "", base, base
     try:
         stream = tarfile.open(fileobj=f, mode="r|")
         for info in stream:
+            after = base + info.offset_data + -(-info.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
             if not info.isreg():
                 continue
-            data = stream.extractfile(info).read()
+            name, header = info.name, base + info.offset
+            if max_member_bytes is not None and info.size > max_member_bytes:
+                # tarfile skips the data unread in streaming mode
+                data: bytes | Oversized = Oversized(info.size, base + info.offset_data)
+            else:
+                data = stream.extractfile(info).read()
             stream.members = []  # streaming: don't keep every TarInfo alive
-            yield info.name, data, base + info.offset
+            yield info.name, data, header
+        # tarfile takes a header cut short for the end of the archive; a whole archive ends with
+        # two zero blocks after its last member, so a shorter object was truncated.
+        size = getattr(getattr(f, "raw", f), "size", None)
+        if size is not None and size < after + 2 * tarfile.BLOCKSIZE:
+            raise tarfile.ReadError(f"no end-of-archive marker: object is {size} bytes")
     except SourceError:
         raise
     except (tarfile.TarError, EOFError) as exc:
-        pos = base + getattr(f, "tell", lambda: 0)()
-        raise SourceError(f"corrupt or truncated tar near byte {pos}: {exc}", url=url) from exc
+        where = f"after member '{name}' (header at byte {header})" if name else f"at byte {base}"
+        raise CorruptShardError(f"corrupt or truncated tar {where}: {exc}", url=url,
+                                at=after) from exc
     except Exception as exc:  # noqa: BLE001
         raise SourceError(f"read failed: {type(exc).__name__}: {exc}", url=url) from exc
 
 
 def iter_samples(
-    url: str, storage_options: dict[str, Any], offset: int = 0
+    url: str, storage_options: dict[str, Any], offset: int = 0, *,
+    retry: RetryPolicy | None = None, max_member_bytes: int | None = None,
 ) -> Iterator[TarSample]:
     """Samples of the shard starting at the sample whose header is at ``offset``."""
-    with open_shard(url, storage_options, offset) as f:
+    with open_shard(url, storage_options, offset, retry) as f:
         key: str | None = None
-        files: dict[str, bytes] = {}
+        files: dict[str, bytes | Oversized] = {}
         start = offset
-        for name, data, header in _members(url, f, offset):
+        members = _members(url, f, offset, max_member_bytes)
+        while True:
+            try:
+                name, data, header = next(members)
+            except StopIteration:
+                break
+            except CorruptShardError as exc:
+                if key is not None:  # its members were whole: hand it out, then the error
+                    yield TarSample(key, files, start, exc.at)
+                raise
             if name.startswith("__") and name.endswith("__"):
                 continue  # webdataset metadata members
             k, ext = base_plus_ext(name)
@@ -91,8 +132,8 @@ def iter_samples(
             yield TarSample(key, files, start, None)
 
 
-def read_sample_at(url: str, storage_options: dict[str, Any], offset: int) -> TarSample:
+def read_sample_at(url: str, storage_options: dict[str, Any], offset: int, **kwargs) -> TarSample:
     """Re-fetch the one sample whose first header is at ``offset`` (shuffle-buffer restore)."""
-    for sample in iter_samples(url, storage_options, offset):
+    for sample in iter_samples(url, storage_options, offset, **kwargs):
         return sample
     raise SourceError(f"no sample at byte {offset}", url=url)

@@ -31,24 +31,30 @@ from ..tokenizers import load_tokenizer
 class _OpenDocument:
     """A tokenized document being cut into pieces."""
 
-    __slots__ = ("doc", "ids", "done", "before", "_enc", "_offsets")
+    __slots__ = ("doc", "ids", "n_text", "done", "before", "_enc", "_offsets")
 
     def __init__(self, doc: Document, enc: Any, eos: int, before: dict):
         self.doc, self.before, self.done, self._enc = doc, before, 0, enc
-        self.ids = np.empty(len(enc.ids) + 1, dtype=np.int64)
-        self.ids[:-1] = enc.ids
-        self.ids[-1] = eos
+        n = len(enc.ids)
+        self.n_text = n
+        # the EOS follows a document's last part only (huge documents come in parts)
+        self.ids = np.empty(n + int(doc.last_part), dtype=np.int64)
+        self.ids[:n] = enc.ids
+        if doc.last_part:
+            self.ids[n] = eos
         self._offsets = None
 
     def char_at(self, t: int) -> int:
-        """Character index where token ``t`` starts (the text's end for the EOS and beyond)."""
+        """Character index in the whole document where token ``t`` starts (the end of this
+        part's text for the EOS and beyond)."""
+        base = self.doc.char_base
         if t == 0:
-            return 0
-        if t >= len(self.ids) - 1:
-            return len(self.doc.text)
+            return base
+        if t >= self.n_text:
+            return base + len(self.doc.text)
         if self._offsets is None:  # only documents that get split pay for offsets
             self._offsets = self._enc.offsets
-        return self._offsets[t][0]
+        return base + self._offsets[t][0]
 
 
 class Packer:
@@ -107,12 +113,14 @@ class Packer:
             t1 = t0 + take
             ids[filled : filled + take] = cur.ids[t0:t1]
             c0, c1 = cur.char_at(t0), cur.char_at(t1)
-            ends = t1 == len(cur.ids)
-            pieces.append(Piece(cur.doc.key, c0, c1, filled, filled + take, ends))
-            texts.append(cur.doc.text[c0:c1])
+            done = t1 == len(cur.ids)
+            pieces.append(Piece(cur.doc.key, c0, c1, filled, filled + take,
+                                done and cur.doc.last_part))
+            base = cur.doc.char_base
+            texts.append(cur.doc.text[c0 - base : c1 - base])
             filled += take
             cur.done = t1
-            if ends:
+            if done:
                 self._cur = None
         if filled == 0:
             raise StopIteration

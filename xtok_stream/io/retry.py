@@ -1,0 +1,140 @@
+"""Reads that survive object-store faults: retry with backoff and resume at the byte that broke.
+
+``ResilientFile`` is a raw file over any fsspec URL. When a read fails with a transient error
+(HTTP 5xx or throttling surfaced by the store, connection reset, read timeout, or a body that
+ends before the object does) it waits ``base_delay * 2**attempt`` (capped, with jitter), reopens
+the object *at the current byte* (a range request) and continues, so a fault costs one request,
+not a re-read of the shard. Not found / permission errors are permanent. After ``max_attempts``
+consecutive failures the error names the URL, the byte offset and the attempts.
+
+s3fs and botocore retry some errors themselves first; this layer catches what escapes them,
+including truncated bodies, which they do not resume.
+
+Counters (per process, see :data:`COUNTERS`) record retries, so the loader can report them.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import fsspec
+
+from ..errors import SourceError
+
+COUNTERS: Counter = Counter()  # "retries", "reopens": per process, read by the loader
+
+PERMANENT = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 8
+    base_delay: float = 0.05
+    max_delay: float = 5.0
+    jitter: float = 0.5  # +- fraction of the delay, so ranks don't retry in lockstep
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        d = min(self.max_delay, self.base_delay * (2 ** attempt))
+        return d * (1 + self.jitter * (2 * rng.random() - 1))
+
+
+class TruncatedRead(IOError):
+    """The body ended before the object's size."""
+
+
+class ResilientFile(io.RawIOBase):
+    def __init__(self, url: str, storage_options: dict[str, Any], offset: int = 0,
+                 policy: RetryPolicy | None = None, block_size: int = 1 << 22):
+        self.url, self.pos = url, offset
+        self.policy = policy or RetryPolicy()
+        self.block_size = block_size
+        self._rng = random.Random(hash((url, offset)))  # jitter only; never shapes data
+        self._fs, self._path = self._call(lambda: fsspec.core.url_to_fs(url, **storage_options))
+        self._f = None
+        self.size: int | None = None
+        self._f = self._call(self._open)
+
+    def _open(self):
+        f = self._fs.open(self._path, "rb", block_size=self.block_size)
+        if self.size is None:
+            size = getattr(f, "size", None)
+            self.size = int(size) if size is not None else None
+        if self.pos:
+            f.seek(self.pos)
+        return f
+
+    def _call(self, fn):
+        """Run ``fn`` with retries; reopen at ``self.pos`` between attempts."""
+        attempt = 0
+        while True:
+            try:
+                return fn()
+            except PERMANENT as exc:
+                raise SourceError(f"{type(exc).__name__}: {exc}", url=self.url) from exc
+            except SourceError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - transient by default, bounded below
+                attempt += 1
+                COUNTERS["retries"] += 1
+                if attempt >= self.policy.max_attempts:
+                    raise SourceError(
+                        f"read failed at byte {self.pos} after {attempt} attempts: "
+                        f"{type(exc).__name__}: {exc} (source.retry.max_attempts)", url=self.url,
+                    ) from exc
+                time.sleep(self.policy.delay(attempt - 1, self._rng))
+                self._reopen()
+
+    def _reopen(self) -> None:
+        if self._f is not None:
+            try:
+                self._f.close()
+            except Exception:  # noqa: BLE001 - the handle is broken anyway
+                pass
+            self._f = None
+        try:
+            self._f = self._open()
+            COUNTERS["reopens"] += 1
+        except PERMANENT:
+            raise
+        except Exception:  # noqa: BLE001 - the next attempt reopens again
+            self._f = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:
+        want = len(buf)
+
+        def once() -> int:
+            if self._f is None:
+                raise ConnectionError("not open")
+            data = self._f.read(want)
+            if not data and self.size is not None and self.pos < self.size:
+                raise TruncatedRead(f"body ended at byte {self.pos} of {self.size}")
+            buf[: len(data)] = data
+            return len(data)
+
+        n = self._call(once)
+        self.pos += n
+        return n
+
+    def tell(self) -> int:
+        return self.pos
+
+    def close(self) -> None:
+        if self._f is not None:
+            try:
+                self._f.close()
+            finally:
+                self._f = None
+        super().close()
+
+
+def open_resilient(url: str, storage_options: dict[str, Any], offset: int = 0,
+                   policy: RetryPolicy | None = None) -> io.BufferedReader:
+    return io.BufferedReader(ResilientFile(url, storage_options, offset, policy), 1 << 20)
