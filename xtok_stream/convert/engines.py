@@ -50,7 +50,7 @@ def _local(fn, items: list, workers: int) -> Iterator[Any]:
     with ProcessPoolExecutor(max_workers=min(workers, len(items)),
                              mp_context=mp.get_context("spawn")) as pool:
         it = iter(items)
-        pending = {pool.submit(fn, x) for x, _ in zip(it, range(2 * workers))}
+        pending = {pool.submit(fn, x) for _, x in zip(range(2 * workers), it)}
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:

@@ -38,7 +38,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..errors import ConfigError, DecodeError, SourceError
-from ..io.records_in import InputFile, _open, check_record, default_key, iter_rows
+from ..io.records_in import InputFile, _open, check_record, default_key, iter_lines, iter_rows
 from ..io.shards import safe_key, shard_name
 
 PLAN_VERSION = 1
@@ -199,7 +199,7 @@ def _scan_jsonl(inp, cfg, opts, need_text, need_id) -> FileScan:
     parse = need_text or need_id
     keylen0 = len(default_key(inp.stem, 0))
     with _open(inp, opts) as f:
-        for line_no, raw in enumerate(f, 1):
+        for line_no, raw in enumerate(iter_lines(f), 1):
             start, offset = offset, offset + len(raw)
             if not raw.strip():
                 continue

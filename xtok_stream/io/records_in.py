@@ -139,6 +139,34 @@ def _open(inp: InputFile, opts: dict[str, Any]):
     return fsspec.open(inp.url, "rb", compression="infer" if inp.fmt == "jsonl" else None, **opts)
 
 
+def iter_lines(f, chunk: int = 1 << 20) -> Iterator[bytes]:
+    """Lines (with their newline) of a binary stream that may only support ``read`` (the zstd
+    reader has no ``readline``)."""
+    rest = b""
+    while data := f.read(chunk):
+        parts = (rest + data).split(b"\n")
+        rest = parts.pop()
+        for part in parts:
+            yield part + b"\n"
+    if rest:
+        yield rest
+
+
+def skip_to(f, offset: int) -> None:
+    """Position a binary stream at ``offset``: seek where possible, else read and discard."""
+    try:
+        if f.seekable():
+            f.seek(offset)
+            return
+    except (AttributeError, OSError):
+        pass
+    while offset > 0:
+        got = f.read(min(offset, 1 << 22))
+        if not got:
+            break
+        offset -= len(got)
+
+
 def _arrow_batches(inp: InputFile, f, columns: list[str],
                    start: int) -> Iterator[tuple[int, pa.RecordBatch]]:
     """(first row, batch) of an Arrow IPC file or stream, skipping batches before ``start``
@@ -186,9 +214,9 @@ def iter_rows(inp: InputFile, columns: list[str], start: int = 0, stop: int | No
             if inp.fmt == "jsonl":
                 row, line_no = 0, 0
                 if offset is not None:
-                    f.seek(offset)
+                    skip_to(f, offset)
                     row, line_no = start, (line or 1) - 1
-                for raw in f:
+                for raw in iter_lines(f):
                     line_no += 1
                     if not raw.strip():
                         continue
