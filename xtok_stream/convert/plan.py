@@ -280,25 +280,21 @@ def _check_keys(inputs: list[InputFile], scans: list[FileScan], cfg: ConvertConf
     if len(np.unique(hashes)) == len(hashes):
         return
     order = np.argsort(hashes, kind="stable")
-    dup = np.flatnonzero(hashes[order][1:] == hashes[order][:-1])[0]
-    where = []
+    dup = int(np.flatnonzero(hashes[order][1:] == hashes[order][:-1])[0])
     starts = np.cumsum([0] + [s.kept for s in scans])
+    places = []
     for pos in (order[dup], order[dup + 1]):
         f = int(np.searchsorted(starts, pos, side="right") - 1)
-        local = int(pos - starts[f])
-        scan = scans[f]
+        local, scan = int(pos - starts[f]), scans[f]
         row = int(scan.keep[local]) if scan.keep is not None else local
-        where.append(f"{inputs[f].url} {'line ' + str(int(scan.lines[local])) if scan.lines is not None else 'row ' + str(row)}")
-    doc_id = None
-    f0 = int(np.searchsorted(starts, order[dup], side="right") - 1)
-    local0 = int(order[dup] - starts[f0])
-    s0 = scans[f0]
-    if inputs[f0].fmt != "jsonl":
-        row0 = int(s0.keep[local0]) if s0.keep is not None else local0
-        for _, w, rec in iter_rows(inputs[f0], cfg.columns, row0, row0 + 1, opts):
-            doc_id = rec.get(cfg.id_field)
-    raise DecodeError(f"duplicate document id {doc_id!r} at {where[0]} and {where[1]}",
-                      url=inputs[f0].url, key=str(doc_id), field=cfg.id_field)
+        where = f"line {int(scan.lines[local])}" if scan.lines is not None else f"row {row}"
+        places.append((inputs[f], row, where))
+    inp, row, _ = places[0]
+    doc_id = next((rec.get(cfg.id_field) if isinstance(rec, dict) else None
+                   for _, _, rec in iter_rows(inp, cfg.columns, row, row + 1, opts)), None)
+    raise DecodeError(f"duplicate document id {doc_id!r} at {places[0][0].url} {places[0][2]} "
+                      f"and {places[1][0].url} {places[1][2]}", url=inp.url, key=str(doc_id),
+                      field=cfg.id_field)
 
 
 def _cuts(scans: list[FileScan], cfg: ConvertConfig) -> list[int]:
