@@ -41,14 +41,31 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
+def _init_worker() -> None:
+    """One Arrow compute thread per worker process: the pool is the parallelism (as Ray does by
+    setting OMP_NUM_THREADS=1 in its workers); Arrow's default of one thread per core in every
+    process oversubscribes the machine."""
+    import pyarrow as pa
+
+    pa.set_cpu_count(1)
+
+
+def _context():
+    """fork where the platform has it: the workers start in milliseconds with everything
+    imported (spawn costs ~1.5 s per run here, re-importing pyarrow/fsspec in each worker).
+    fsspec and Arrow reset their event loop / thread pools in a forked child."""
+    methods = mp.get_all_start_methods()
+    return mp.get_context("fork" if "fork" in methods else "spawn")
+
+
 def _local(fn, items: list, workers: int) -> Iterator[Any]:
     if workers <= 1 or len(items) <= 1:
         for item in items:
             yield fn(item)
         return
-    # spawn: workers must not inherit the parent's fsspec/aiohttp event loops or threads
     with ProcessPoolExecutor(max_workers=min(workers, len(items)),
-                             mp_context=mp.get_context("spawn")) as pool:
+                             mp_context=_context(),
+                             initializer=_init_worker) as pool:
         it = iter(items)
         pending = {pool.submit(fn, x) for _, x in zip(range(2 * workers), it)}
         while pending:
