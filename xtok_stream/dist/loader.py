@@ -35,6 +35,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from ..config import PipelineConfig
 from ..errors import ConfigError, StateError
+from ..io.retry import COUNTERS
 from ..io.urls import expand_urls
 from ..pipeline import build_consumer
 from ..state import check_envelope, diff_fields, fingerprint
@@ -66,7 +67,8 @@ class ConsumerDataset(IterableDataset):
             stream.load_state_dict(self.worker_states[w])
         try:
             for batch in stream:
-                batch[_META] = {"worker": w, "state": json.dumps(stream.state_dict())}
+                batch[_META] = {"worker": w, "state": json.dumps(stream.state_dict()),
+                                "counters": dict(COUNTERS)}
                 yield batch
             while True:  # see module docstring: keep the DataLoader's round-robin strict
                 yield {_META: {"worker": w, "done": True}}
@@ -127,6 +129,7 @@ class Loader:
         """Back to the start of the stream (fresh cursors)."""
         self._lanes: dict[str, Any] = {}
         self._rr: dict[int, int] = {}
+        self._counters: dict[int, dict[str, int]] = {}
         self._next_worker = 0
         self._step = 0
 
@@ -176,7 +179,7 @@ class Loader:
                     if meta.get("done"):
                         done.add(w)
                     else:
-                        real = (item, w, meta["state"])
+                        real = (item, w, meta)
                 if not self._any_rank_has(real is not None):
                     return
                 if real is None:
@@ -184,8 +187,9 @@ class Loader:
                         padding = build_consumer(cfg, self.shards, 0, 1).empty_batch()
                     batch = padding
                 else:
-                    batch, w, state = real
-                    mux = json.loads(state)["source"]
+                    batch, w, meta = real
+                    self._counters[w] = meta["counters"]
+                    mux = json.loads(meta["state"])["source"]
                     self._rr[w] = mux["rr"]
                     self._lanes.update(mux["lanes"])
                 self._step += 1
@@ -197,6 +201,22 @@ class Loader:
     @property
     def step(self) -> int:
         return self._step
+
+    @property
+    def metrics(self) -> dict:
+        """Retries and reopens of this rank's workers (this iteration), and the bad data skipped
+        in this rank's lanes (kept in their cursors, so they survive a resume)."""
+        out: dict[str, Any] = {"retries": 0, "reopens": 0, "skipped": {}}
+        for c in self._counters.values():
+            out["retries"] += c.get("retries", 0)
+            out["reopens"] += c.get("reopens", 0)
+        for lane in self._lanes.values():
+            node = lane
+            while isinstance(node, Mapping) and node.get("kind") != "read":
+                node = node.get("source")
+            for kind, n in (node or {}).get("skipped", {}).items():
+                out["skipped"][kind] = out["skipped"].get(kind, 0) + n
+        return out
 
     def state_dict(self) -> dict:
         """This rank's cursor after the last batch handed out (pure, cheap)."""

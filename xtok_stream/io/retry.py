@@ -7,8 +7,11 @@ the object *at the current byte* (a range request) and continues, so a fault cos
 not a re-read of the shard. Not found / permission errors are permanent. After ``max_attempts``
 consecutive failures the error names the URL, the byte offset and the attempts.
 
-s3fs and botocore retry some errors themselves first; this layer catches what escapes them,
-including truncated bodies, which they do not resume.
+On S3 (s3fs) the object is read as *one streaming GET* from the current byte to the end, so a
+body that breaks mid-way has already delivered everything before the break and the next GET
+starts exactly there. Other stores go through fsspec's buffered file (a retry re-reads at most
+the block in flight). s3fs and botocore retry some errors themselves first; this layer catches
+what escapes them, including truncated bodies, which they do not resume.
 
 Counters (per process, see :data:`COUNTERS`) record retries, so the loader can report them.
 """
@@ -47,6 +50,32 @@ class TruncatedRead(IOError):
     """The body ended before the object's size."""
 
 
+class _S3Stream:
+    """One streaming ``GetObject`` of ``bytes=pos-`` through s3fs's own client and event loop."""
+
+    def __init__(self, fs: Any, path: str, pos: int, size: int):
+        from fsspec.asyn import sync
+
+        self._sync, self._loop = sync, fs.loop
+        bucket, key, version = fs.split_path(path)
+        kwargs = {"VersionId": version} if version else {}
+        self._body = None
+        if pos < size:
+            resp = sync(fs.loop, fs._call_s3, "get_object", Bucket=bucket, Key=key,
+                        Range=f"bytes={pos}-{size - 1}", **kwargs)
+            self._body = resp["Body"]
+
+    def read(self, n: int) -> bytes:
+        if self._body is None:
+            return b""
+        return self._sync(self._loop, self._body.read, n)
+
+    def close(self) -> None:
+        if self._body is not None:
+            self._body.close()
+            self._body = None
+
+
 class ResilientFile(io.RawIOBase):
     def __init__(self, url: str, storage_options: dict[str, Any], offset: int = 0,
                  policy: RetryPolicy | None = None, block_size: int = 1 << 22):
@@ -60,6 +89,10 @@ class ResilientFile(io.RawIOBase):
         self._f = self._call(self._open)
 
     def _open(self):
+        if hasattr(self._fs, "_call_s3"):  # s3fs: stream from the exact byte
+            if self.size is None:
+                self.size = int(self._fs.info(self._path)["size"])
+            return _S3Stream(self._fs, self._path, self.pos, self.size)
         f = self._fs.open(self._path, "rb", block_size=self.block_size)
         if self.size is None:
             size = getattr(f, "size", None)
