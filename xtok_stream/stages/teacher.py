@@ -16,6 +16,7 @@ Cursor: the source's (the stage holds nothing between items).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,12 +31,21 @@ from ..state import check_envelope, envelope
 from ..tokenizers import load_tokenizer
 
 
-def _adds_bos(tok: Any) -> bool:
-    """Does the tokenizer put its BOS in front of a plain encode (its own convention)?"""
-    if tok.bos_token_id is None:
-        return False
-    ids = tok("a", add_special_tokens=True)["input_ids"]
-    return bool(ids) and ids[0] == tok.bos_token_id
+@functools.lru_cache(maxsize=32)
+def _conventions(name: str) -> tuple[Any, int | None, int | None]:
+    """(backend tokenizer, BOS id if the tokenizer puts one before a plain encode, EOS id);
+    once per process, shared by every lane."""
+    tok = load_tokenizer(name)
+    bos = None
+    if tok.bos_token_id is not None:
+        ids = tok("a", add_special_tokens=True)["input_ids"]
+        bos = tok.bos_token_id if ids and ids[0] == tok.bos_token_id else None
+    return tok.backend_tokenizer, bos, tok.eos_token_id
+
+
+@functools.lru_cache(maxsize=32)
+def _aligner(student: str, teacher: str, max_comb_len: int) -> Aligner:
+    return Aligner(load_tokenizer(student), load_tokenizer(teacher), max_comb_len=max_comb_len)
 
 
 class TeacherTokenizer:
@@ -48,13 +58,9 @@ class TeacherTokenizer:
         self._ready = False
 
     def _setup(self) -> None:
-        tok = load_tokenizer(self.teacher.tokenizer)
-        self._backend = tok.backend_tokenizer
-        self._eos = tok.eos_token_id
-        self._bos = tok.bos_token_id if _adds_bos(tok) else None
+        self._backend, self._bos, self._eos = _conventions(self.teacher.tokenizer)
         if not self.identity:
-            self._aligner = Aligner(load_tokenizer(self.student), tok,
-                                    max_comb_len=self.teacher.max_comb_len)
+            self._aligner = _aligner(self.student, self.teacher.tokenizer, self.teacher.max_comb_len)
         self._ready = True
 
     def __iter__(self) -> TeacherTokenizer:
