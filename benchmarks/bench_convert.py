@@ -59,6 +59,7 @@ def main() -> int:
         ray = None
     engines = [("local", 1), ("local", 2)] + ([("ray", 2)] if ray else [])
     rows, digests = [], set()
+    load = os.getloadavg()[0]
     for layout, src in (("1 row group (as shipped)", args.corpus),
                         ("500-row groups", str(small_groups))):
         for engine, n in engines:
@@ -90,7 +91,8 @@ def main() -> int:
         f"`--id-field id --samples-per-shard {args.samples_per_shard}`, local disk output; "
         f"median of {args.repeats} runs after one warm-up, planning included. "
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
-        f"{platform.python_version()}. Every run wrote byte-identical shards "
+        f"{platform.python_version()}, load average {load:.1f} at the start (the machine is "
+        f"shared, so differences under ~20% are noise). Every run wrote byte-identical shards "
         f"(sha256 prefix `{digests.pop()}`).",
         "",
         "| input layout | engine | seconds | MB/s (text) | docs/s | shards |",
