@@ -146,7 +146,8 @@ class PipelineConfig(_Frozen):
     def stream_shape(self) -> dict:
         """The fields that decide the token stream (fingerprinted into saved states)."""
         return {
-            "source": {"urls": list(self.source.urls), "text_field": self.source.text_field,
+            # the URL list can be long (1,000s of shards): states keep its hash only
+            "source": {"urls": _digest(list(self.source.urls)), "text_field": self.source.text_field,
                        "on_bad_data": self.source.on_bad_data.model_dump()},
             "student": self.student.model_dump(),
             "teachers": [t.model_dump() for t in self.teachers],
@@ -157,6 +158,13 @@ class PipelineConfig(_Frozen):
             "num_lanes": self.num_lanes,
             "shuffle": self.shuffle.model_dump(),
         }
+
+
+def _digest(obj: Any) -> str:
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(obj).encode()).hexdigest()[:16]
 
 
 def _set_dotted(tree: dict, dotted: str, value: Any) -> None:

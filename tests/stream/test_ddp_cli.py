@@ -3,10 +3,14 @@ reading the loopback S3 with two teachers; exactly-once coverage, equal batch co
 bit-identical resume (student and teacher tokens and chunk maps), and a resume under another
 topology."""
 
+import glob
 import json
 import os
+import random
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import yaml
@@ -75,8 +79,59 @@ def test_two_ranks_two_workers_exactly_once_and_resume(pipeline, tmp_path, s3_sh
     for r in range(2):
         assert a[r] + b[r] == full[r], f"rank {r}: resumed run differs from the uninterrupted one"
 
-    # another topology (1 rank x 3 workers) loads the same state: nothing lost, nothing twice
+    # other topologies load the same state: nothing lost, nothing twice
     xtok_run([pipeline, "--resume", "state.json", "--dump", "c", "--set", "num_workers=3"],
              1, tmp_path)
-    c = read_dump(tmp_path / "c", 1)
-    assert_exactly_once(pieces(a) + pieces(c), texts)
+    assert_exactly_once(pieces(a) + pieces(read_dump(tmp_path / "c", 1)), texts)
+    xtok_run([pipeline, "--resume", "state.json", "--dump", "d", "--set", "num_workers=1"],
+             3, tmp_path)
+    assert_exactly_once(pieces(a) + pieces(read_dump(tmp_path / "d", 3)), texts)
+
+
+def _children(pid):
+    out = []
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            fields = open(stat).read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.split("/")[2]))
+    return out
+
+
+def test_sigkill_a_rank_then_restart_from_the_last_saved_state(pipeline, tmp_path, s3_shards):
+    """A rank is SIGKILLed at a random point; the restart resumes from the trainer's last saved
+    state; ledger lines up to that state's step plus the restart's lines are exactly once."""
+    _, texts = s3_shards
+    env = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+           "-m", "xtok_stream", "run", pipeline, "--set", "teachers=[]", "--set", "num_workers=1",
+           "--set", "student.seq_len=64", "--save-every", "2", "--save-state", "state.json",
+           "--dump", "first"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    rng = random.Random(11)
+    try:
+        deadline = time.time() + 120
+        while not (tmp_path / "state.json").exists() and time.time() < deadline:
+            time.sleep(0.1)
+        assert (tmp_path / "state.json").exists(), "no state was saved"
+        time.sleep(rng.uniform(0.0, 1.5))
+        ranks = [p for p in _children(proc.pid)]
+        assert ranks, "no rank processes found"
+        os.kill(rng.choice(ranks), signal.SIGKILL)
+        proc.wait(120)
+        assert proc.returncode != 0  # the run died mid-way rather than finishing first
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    state = json.loads((tmp_path / "state.json").read_text())
+    first = read_dump(tmp_path / "first", 2)
+    kept = {r: [line for line in lines if line["step"] <= state["step"]]
+            for r, lines in first.items()}
+    assert all(len(v) == state["step"] for v in kept.values())
+    xtok_run([pipeline, "--set", "teachers=[]", "--set", "num_workers=1", "--set",
+              "student.seq_len=64", "--resume", "state.json", "--dump", "second"], 2, tmp_path)
+    second = read_dump(tmp_path / "second", 2)
+    assert_exactly_once(pieces(kept) + pieces(second), texts)

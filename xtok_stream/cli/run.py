@@ -26,6 +26,8 @@ def add_arguments(p) -> None:
                    help="override a config key (dotted), e.g. --set student.seq_len=2048")
     p.add_argument("--max-batches", type=int, default=None, help="stop after N batches per rank")
     p.add_argument("--save-state", metavar="PATH", help="write the loader state here at the end")
+    p.add_argument("--save-every", type=int, default=None, metavar="N",
+                   help="also write it every N batches (needs --save-state), as a trainer would")
     p.add_argument("--resume", metavar="PATH", help="resume from a saved loader state")
     p.add_argument("--dump", metavar="PATH", help="write a JSON-lines ledger to PATH.rank{R}")
     p.add_argument("--progress", action="store_true", help="show a progress bar")
@@ -74,6 +76,10 @@ def main(args) -> int:
     from ..io.statefile import load_state, save_state
 
     config = load_config(args.pipeline, args.set)
+    if args.save_every and not args.save_state:
+        from ..errors import ConfigError
+
+        raise ConfigError("--save-every needs --save-state PATH")
     distributed = _init_distributed()
     loader = Loader(config)
     opts = config.source.storage_options
@@ -87,6 +93,15 @@ def main(args) -> int:
         bar = tqdm(total=args.max_batches, unit="batch", dynamic_ncols=True)
     batches = tokens = 0
     t0 = time.perf_counter()
+
+    def checkpoint():
+        state = loader.global_state_dict()  # collective: every rank calls it
+        if dump:
+            dump.flush()  # the ledger up to the state's step is on disk before the state
+            os.fsync(dump.fileno())
+        if loader.rank == 0:
+            save_state(args.save_state, state, opts)
+
     try:
         if args.max_batches != 0:
             for batch in loader:
@@ -99,14 +114,17 @@ def main(args) -> int:
                     bar.set_postfix(tok_s=f"{tokens / (time.perf_counter() - t0):,.0f}")
                 if args.max_batches is not None and batches >= args.max_batches:
                     break
+                if args.save_every and batches % args.save_every == 0:
+                    checkpoint()
         elapsed = time.perf_counter() - t0
         if args.save_state:
-            state = loader.global_state_dict()  # collective: every rank calls it
-            if loader.rank == 0:
-                save_state(args.save_state, state, opts)
+            checkpoint()
         if loader.rank == 0:
+            m = loader.metrics
+            skipped = sum(m["skipped"].values())
             print(f"rank 0: {batches} batches, {tokens:,} tokens in {elapsed:.2f}s "
-                  f"({tokens / max(elapsed, 1e-9):,.0f} tokens/s)")
+                  f"({tokens / max(elapsed, 1e-9):,.0f} tokens/s); {m['retries']} read retries, "
+                  f"{skipped} bad samples skipped")
     finally:
         if dump:
             dump.close()

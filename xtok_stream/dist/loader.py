@@ -47,6 +47,18 @@ KIND, VERSION = "xtok_loader", 1
 _META = "_xtok"
 
 
+def merge_states(parts: list[Mapping]) -> dict:
+    """One state from every rank's local state (each rank holds only the lanes it owns)."""
+    merged = dict(parts[0], lanes={}, ranks={})
+    for p in parts:
+        if p["fingerprint"] != merged["fingerprint"]:
+            raise StateError("ranks disagree on the pipeline fingerprint; cannot merge states")
+        merged["lanes"].update(p["lanes"])
+        merged["ranks"].update(p["ranks"])
+    merged["step"] = max(p["step"] for p in parts)
+    return merged
+
+
 class ConsumerDataset(IterableDataset):
     """What each DataLoader worker iterates: one consumer, restored from its cursor."""
 
@@ -242,12 +254,7 @@ class Loader:
             return local
         parts: list[Any] = [None] * self.world_size
         dist.all_gather_object(parts, local)
-        merged = dict(local, lanes={}, ranks={})
-        for p in parts:
-            merged["lanes"].update(p["lanes"])
-            merged["ranks"].update(p["ranks"])
-        merged["step"] = max(p["step"] for p in parts)
-        return merged
+        return merge_states(parts)
 
     def load_state_dict(self, state: Mapping) -> None:
         """Restore a (local or global) state; any topology may load it."""
