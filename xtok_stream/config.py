@@ -57,6 +57,10 @@ class SourceConfig(_Frozen):
     """Passed to fsspec (endpoint_url, key, secret, anon, ...)."""
     text_field: str = "txt"
     """Member extension holding the UTF-8 text (``doc-0001.txt`` -> ``txt``)."""
+    format: Literal["tar", "arrow", "precomputed"] = "tar"
+    """``tar``: WebDataset shards; ``arrow``: Parquet/Arrow files read in place
+    (``stages/read_arrow.py``); ``precomputed``: shards written by ``xtok convert --precompute``
+    holding packed sequences with every teacher's tokens and alignment (``precompute/``)."""
     on_bad_data: BadDataConfig = Field(default_factory=BadDataConfig)
     retry: RetryConfig = Field(default_factory=RetryConfig)
 
@@ -148,6 +152,7 @@ class PipelineConfig(_Frozen):
         return {
             # the URL list can be long (1,000s of shards): states keep its hash only
             "source": {"urls": _digest(list(self.source.urls)), "text_field": self.source.text_field,
+                       "format": self.source.format,
                        "on_bad_data": self.source.on_bad_data.model_dump()},
             "student": self.student.model_dump(),
             "teachers": [t.model_dump() for t in self.teachers],

@@ -25,7 +25,30 @@ from .tokenizers import load_tokenizer
 
 
 def build_lane(config: PipelineConfig, shards: list[str], lane: int):
-    reader = DocumentReader(
+    if config.source.format == "precomputed":  # packed + tokenized + aligned at convert time
+        from .precompute.read import build_precomputed_lane
+
+        return build_precomputed_lane(config, shards, lane)
+    if config.source.format == "arrow":
+        from .stages.read_arrow import build_arrow_reader
+
+        reader = build_arrow_reader(config, shards, lane)
+    else:
+        reader = _tar_reader(config, shards, lane)
+    docs = (
+        Shuffler(reader, size=config.shuffle.buffer, seed=config.seed, lane=lane)
+        if config.shuffle.buffer
+        else reader
+    )
+    stage = Packer(docs, tokenizer=config.student.tokenizer, seq_len=config.student.seq_len)
+    for teacher in config.teachers:
+        stage = TeacherTokenizer(stage, student=config.student.tokenizer, teacher=teacher,
+                                 max_len=config.teacher_max_len(teacher))
+    return stage
+
+
+def _tar_reader(config: PipelineConfig, shards: list[str], lane: int) -> DocumentReader:
+    return DocumentReader(
         shards,
         lane=lane,
         num_lanes=config.num_lanes,
@@ -37,16 +60,6 @@ def build_lane(config: PipelineConfig, shards: list[str], lane: int):
         bad_data=config.source.on_bad_data,
         retry=config.source.retry,
     )
-    docs = (
-        Shuffler(reader, size=config.shuffle.buffer, seed=config.seed, lane=lane)
-        if config.shuffle.buffer
-        else reader
-    )
-    stage = Packer(docs, tokenizer=config.student.tokenizer, seq_len=config.student.seq_len)
-    for teacher in config.teachers:
-        stage = TeacherTokenizer(stage, student=config.student.tokenizer, teacher=teacher,
-                                 max_len=config.teacher_max_len(teacher))
-    return stage
 
 
 def pad_id(spec: str) -> int:
