@@ -61,6 +61,10 @@ class SourceConfig(_Frozen):
     """``tar``: WebDataset shards; ``arrow``: Parquet/Arrow files read in place
     (``stages/read_arrow.py``); ``precomputed``: shards written by ``xtok convert --precompute``
     holding packed sequences with every teacher's tokens and alignment (``precompute/``)."""
+    val_split: float = Field(0.0, ge=0.0, lt=1.0)
+    """arrow: share of rows held out for validation (the reference's ``val_split``), chosen by
+    ``seed``; ``split`` picks which part this pipeline reads."""
+    split: Literal["train", "validation"] = "train"
     on_bad_data: BadDataConfig = Field(default_factory=BadDataConfig)
     retry: RetryConfig = Field(default_factory=RetryConfig)
 
@@ -153,6 +157,7 @@ class PipelineConfig(_Frozen):
             # the URL list can be long (1,000s of shards): states keep its hash only
             "source": {"urls": _digest(list(self.source.urls)), "text_field": self.source.text_field,
                        "format": self.source.format,
+                       "val_split": self.source.val_split, "split": self.source.split,
                        "on_bad_data": self.source.on_bad_data.model_dump()},
             "student": self.student.model_dump(),
             "teachers": [t.model_dump() for t in self.teachers],
