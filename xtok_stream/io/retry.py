@@ -30,6 +30,7 @@ import fsspec
 from ..errors import SourceError
 
 COUNTERS: Counter = Counter()  # "retries", "reopens": per process, read by the loader
+_SIZES: dict[str, int] = {}  # object sizes seen by this process (shards don't change mid-run)
 
 PERMANENT = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
 
@@ -91,7 +92,11 @@ class ResilientFile(io.RawIOBase):
     def _open(self):
         if hasattr(self._fs, "_call_s3"):  # s3fs: stream from the exact byte
             if self.size is None:
-                self.size = int(self._fs.info(self._path)["size"])
+                if self.url not in _SIZES:
+                    if len(_SIZES) > 100_000:
+                        _SIZES.clear()
+                    _SIZES[self.url] = int(self._fs.info(self._path)["size"])
+                self.size = _SIZES[self.url]
             return _S3Stream(self._fs, self._path, self.pos, self.size)
         f = self._fs.open(self._path, "rb", block_size=self.block_size)
         if self.size is None:
