@@ -15,6 +15,7 @@ from braceexpand import braceexpand  # webdataset's own dependency
 from ..errors import SourceError
 
 SHARD_SUFFIXES = (".tar",)
+ARROW_SUFFIXES = (".parquet", ".arrow", ".feather", ".ipc")  # source.format: arrow
 
 
 def _join(protocol: str | tuple, path: str) -> str:
@@ -22,8 +23,10 @@ def _join(protocol: str | tuple, path: str) -> str:
     return path if proto in ("file", "local") else f"{proto}://{path}"
 
 
-def expand_urls(urls: list[str], storage_options: dict[str, Any] | None = None) -> list[str]:
-    """Expand braces, globs and prefixes into a list of shard URLs (order kept, deduplicated)."""
+def expand_urls(urls: list[str], storage_options: dict[str, Any] | None = None,
+                suffixes: tuple[str, ...] = SHARD_SUFFIXES) -> list[str]:
+    """Expand braces, globs and prefixes into a list of shard URLs (order kept, deduplicated).
+    A prefix lists the files whose names end with one of ``suffixes``."""
     opts = storage_options or {}
     out: list[str] = []
     for spec in urls:
@@ -32,7 +35,7 @@ def expand_urls(urls: list[str], storage_options: dict[str, Any] | None = None) 
                 try:
                     fs, path = fsspec.core.url_to_fs(url, **opts)
                     if url.endswith("/"):
-                        found = [p for p in fs.find(path) if p.endswith(SHARD_SUFFIXES)]
+                        found = [p for p in fs.find(path) if p.endswith(suffixes)]
                     else:
                         found = fs.glob(path)
                 except Exception as exc:  # noqa: BLE001 - any backend error, named below
