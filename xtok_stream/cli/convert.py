@@ -50,9 +50,17 @@ def add_arguments(p) -> None:
                    help="re-hash complete shards before skipping them (default: size check)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--shard-delay-s", type=float, default=0.0, help=argparse.SUPPRESS)
+    p.add_argument("--precompute", default=None, metavar="PIPELINE.yaml",
+                   help="also pack, tokenize and align with this pipeline into {out}/lane*.tar "
+                        "(text shards go to {out}/text/ unless INPUTs are .tar shards); "
+                        "docs/precompute.md")
 
 
 def main(args) -> int:
+    if args.precompute:
+        from ..precompute.cli import main as precompute_main
+
+        return precompute_main(args)
     from ..convert import ConvertConfig, convert
     from ..convert.engines import task_slot
     from .options import storage_options
