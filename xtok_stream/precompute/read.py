@@ -1,0 +1,199 @@
+"""``source.format: precomputed``: one lane's packed sequences, read back instead of computed.
+
+Lane ``L`` reads the shards named ``lane{L:04d}-{k:06d}.tar`` among ``source.urls`` (any other
+URL is ignored, so ``DIR/`` or ``DIR/lane*.tar`` both work), in ``k`` order, and yields exactly
+the ``PackedSequence`` objects that ``read -> pack -> teacher 1..K`` yielded for lane ``L`` when
+the shards were written - ids, pieces and every teacher's ``extras`` - so batching, collation and
+the loader are unchanged and the batches are identical. ``texts`` stay empty (only teacher stages
+read them).
+
+Not applied here: the per-epoch shard shuffle and the document shuffle buffer (the sequences were
+shuffled and packed when written). With ``epochs > 1`` every epoch replays the same sequences in
+the same order, where the on-the-fly stream would reshuffle shards and repack.
+
+Every sample's ``meta.json`` carries the fingerprint of the spec it was made for
+(:mod:`.spec`); a sequence whose fingerprint differs from this pipeline's raises ConfigError
+naming the differing fields.
+
+Cursor: ``{"epoch", "slot", "offset"}`` = the next sequence is the sample whose first tar header
+is at byte ``offset`` of the lane's ``slot``-th shard, in ``epoch`` (one range request to resume).
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..config import PipelineConfig, RetryConfig
+from ..errors import ConfigError, DecodeError
+from ..io.retry import RetryPolicy
+from ..io.tar import TarSample, iter_samples, read_sample_at
+from ..records import PackedSequence, Piece
+from ..state import check_envelope, envelope
+from .spec import check_spec, pipeline_spec, spec_fingerprint
+
+_NAME = re.compile(r"(?:^|/)lane(\d+)-(\d+)\.tar$")
+_FIELDS = ("student_spans", "teacher_spans", "exact", "metrics")
+
+
+def lane_urls(shards: Sequence[str], lane: int) -> list[str]:
+    """The URLs of ``lane``'s precomputed shards, in shard order."""
+    found = []
+    for url in shards:
+        m = _NAME.search(url)
+        if m and int(m.group(1)) == lane:
+            found.append((int(m.group(2)), url))
+    return [u for _, u in sorted(found)]
+
+
+def _array(raw: bytes) -> np.ndarray:
+    return np.lib.format.read_array(io.BytesIO(raw), allow_pickle=False)
+
+
+@functools.lru_cache(maxsize=8)
+def _expected(config_json: str) -> tuple[dict, str]:
+    """(spec, fingerprint) of a pipeline, once per process (hashing tokenizers costs ~0.1 s)."""
+    spec = pipeline_spec(PipelineConfig.model_validate_json(config_json))
+    return spec, spec_fingerprint(spec)
+
+
+class PrecomputedReader:
+    """Iterates one lane's precomputed sequences. Construction does no I/O."""
+
+    KIND, VERSION = "precomputed", 1
+
+    def __init__(
+        self,
+        shards: Sequence[str],
+        *,
+        lane: int,
+        config: PipelineConfig,
+        epochs: int | None = 1,
+        storage_options: Mapping[str, Any] | None = None,
+        retry: RetryConfig | None = None,
+    ):
+        self.lane, self.epochs = lane, epochs
+        self.urls = lane_urls(shards, lane)
+        self.teachers = [t.key for t in config.teachers]
+        self.storage_options = dict(storage_options or {})
+        r = retry or RetryConfig()
+        self.retry = RetryPolicy(r.max_attempts, r.base_delay, r.max_delay)
+        self._config_json = config.model_dump_json()
+        self._fp: str | None = None
+        self._epoch = self._slot = self._offset = 0
+        self._it: Iterator[TarSample] | None = None
+
+    # -- iteration ------------------------------------------------------------------------------
+    def __iter__(self) -> PrecomputedReader:
+        return self
+
+    def _next_sample(self) -> TarSample:
+        while True:
+            if self._it is None:
+                if not self.urls or (self.epochs is not None and self._epoch >= self.epochs):
+                    raise StopIteration
+                if self._slot >= len(self.urls):
+                    self._epoch, self._slot, self._offset = self._epoch + 1, 0, 0
+                    continue
+                self._it = iter_samples(self.urls[self._slot], self.storage_options,
+                                        self._offset, retry=self.retry)
+            try:
+                return next(self._it)
+            except StopIteration:
+                self._next_shard()
+
+    def _next_shard(self) -> None:
+        self._close_it()
+        self._slot, self._offset = self._slot + 1, 0
+
+    def __next__(self) -> PackedSequence:
+        if self._fp is None:
+            self._fp = _expected(self._config_json)[1]
+        sample = self._next_sample()
+        url = self.urls[self._slot]
+        seq = self._decode(sample, url)
+        if sample.next_offset is None:
+            self._next_shard()
+        else:
+            self._offset = sample.next_offset
+        return seq
+
+    def _member(self, sample: TarSample, field: str, url: str) -> bytes:
+        raw = sample.files.get(field)
+        if raw is None:
+            have = ", ".join(sorted(sample.files)) or "none"
+            raise DecodeError(f"precomputed sample has no '{field}' member (has: {have}); was it "
+                              "written by `xtok convert --precompute` with these teachers?",
+                              url=url, key=sample.key, field=field)
+        return raw
+
+    def _decode(self, sample: TarSample, url: str) -> PackedSequence:
+        meta = json.loads(self._member(sample, "meta.json", url))
+        if meta.get("fingerprint") != self._fp:
+            self._mismatch(url, meta)
+        ids = _array(self._member(sample, "input_ids.npy", url)).astype(np.int64)
+        length = int(meta["length"])
+        pieces = [Piece(k, cs, ce, ts, te, bool(end)) for k, cs, ce, ts, te, end
+                  in json.loads(self._member(sample, "pieces.json", url))]
+        seq = PackedSequence(ids, length, pieces, [])
+        for name in self.teachers:
+            view = {"input_ids": _array(self._member(sample, f"{name}.input_ids.npy", url))
+                    .astype(np.int64)}
+            for field in _FIELDS:
+                view[field] = _array(self._member(sample, f"{name}.{field}.npy", url))
+            view["n_student"] = length
+            seq.extras[name] = {k: view[k] for k in ("input_ids", "student_spans",
+                                                     "teacher_spans", "exact", "n_student",
+                                                     "metrics")}
+        return seq
+
+    def _mismatch(self, url: str, meta: Mapping) -> None:
+        """Name the differing fields: the shard's first sample carries the whole spec."""
+        saved = meta.get("spec")
+        if saved is None:
+            first = read_sample_at(url, self.storage_options, 0, retry=self.retry)
+            saved = json.loads(first.files.get("meta.json", b"{}")).get("spec")
+        if saved is None:
+            raise ConfigError(f"precomputed shard {url} has fingerprint {meta.get('fingerprint')!r}"
+                              f" != this pipeline's {self._fp!r} and no spec to compare")
+        check_spec(saved, _expected(self._config_json)[0], url=url)
+        raise ConfigError(f"precomputed shard {url}: fingerprint differs but the spec matches "
+                          "(written by another version?); re-run `xtok convert --precompute`")
+
+    # -- state ----------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return envelope(self.KIND, self.VERSION, epoch=self._epoch, slot=self._slot,
+                        offset=self._offset)
+
+    def load_state_dict(self, state: Mapping) -> None:
+        check_envelope(state, self.KIND, self.VERSION, ("epoch", "slot", "offset"))
+        self._close_it()
+        self._epoch, self._slot, self._offset = (
+            int(state["epoch"]), int(state["slot"]), int(state["offset"]))
+
+    def _close_it(self) -> None:
+        if self._it is not None:
+            self._it.close()
+            self._it = None
+
+    def close(self) -> None:
+        self._close_it()
+
+
+def build_precomputed_lane(config: PipelineConfig, shards: list[str], lane: int
+                           ) -> PrecomputedReader:
+    """What ``pipeline.build_lane`` returns for ``source.format: precomputed``."""
+    if not any(_NAME.search(u) for u in shards):
+        shown = ", ".join(shards[:3]) + (", ..." if len(shards) > 3 else "")
+        raise ConfigError(f"source.format: precomputed, but no shard among source.urls is named "
+                          f"lane{{L}}-{{k}}.tar ({shown}); point source.urls at the --out folder "
+                          "of `xtok convert --precompute`")
+    return PrecomputedReader(shards, lane=lane, config=config, epochs=config.epochs,
+                             storage_options=config.source.storage_options,
+                             retry=config.source.retry)

@@ -1,0 +1,229 @@
+"""Write precomputed shards: each lane of the pipeline, run once, into its own shard group.
+
+One sample per packed sequence, key ``lane{L:04d}-{i:08d}`` (``i`` counts the lane's sequences)::
+
+    input_ids.npy               int32 [seq_len]  student tokens (padding included, as packed)
+    pieces.json                 [[doc_key, char_start, char_end, token_start, token_end, ends], ...]
+    meta.json                   {"fingerprint", "lane", "index", "length"} (+ "spec" in a shard's
+                                first sample)
+    {teacher}.input_ids.npy     int32 [n]        the teacher's tokens (after max_len)
+    {teacher}.student_spans.npy int32 [k, 2]     chunks as half-open token ranges
+    {teacher}.teacher_spans.npy int32 [k, 2]
+    {teacher}.exact.npy         bool [k]
+    {teacher}.metrics.npy       float64 [6]      per-sequence alignment metrics
+
+``{teacher}`` is the teacher's batch key. Piece texts are not stored: only teacher stages read
+them, and those ran here. Lane ``L`` writes ``lane{L:04d}-{k:06d}.tar`` for ``k = 0, 1, ...``
+(``sequences_per_shard`` each) and a done marker ``_xtok/precompute/lane{L:04d}.json``; a re-run
+skips lanes whose marker has the same fingerprint and source and whose shards have the recorded
+sizes. Lanes are independent, so they run in parallel on the converter's engines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import fsspec
+import numpy as np
+
+from ..config import PipelineConfig
+from ..errors import ConfigError, SourceError, XtokError
+from ..io.shards import ShardInfo, chunked, encode_shard, put_atomic
+from ..io.urls import expand_urls
+from ..records import PackedSequence
+from ..state import fingerprint
+from .spec import pipeline_spec, spec_fingerprint
+
+MARKERS = "_xtok/precompute"
+INDEX = "precompute.json"
+PIPELINE = "pipeline.yaml"
+
+
+def lane_shard_name(lane: int, k: int) -> str:
+    return f"lane{lane:04d}-{k:06d}.tar"
+
+
+def npy(a: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(a), allow_pickle=False)
+    return buf.getvalue()
+
+
+def encode_sequence(seq: PackedSequence, *, lane: int, index: int, fp: str,
+                    teachers: list[str], spec: dict | None = None) -> dict[str, Any]:
+    """One packed sequence (after the teacher stages) -> a tar sample dict."""
+    meta: dict[str, Any] = {"fingerprint": fp, "lane": lane, "index": index, "length": seq.length}
+    if spec is not None:
+        meta["spec"] = spec
+    sample: dict[str, Any] = {
+        "__key__": f"lane{lane:04d}-{index:08d}",
+        "input_ids.npy": npy(seq.input_ids.astype(np.int32)),
+        "pieces.json": json.dumps([[p.key, p.char_start, p.char_end, p.token_start, p.token_end,
+                                    p.ends_document] for p in seq.pieces],
+                                  separators=(",", ":"), ensure_ascii=False),
+        "meta.json": json.dumps(meta, sort_keys=True, separators=(",", ":")),
+    }
+    for name in teachers:
+        v = seq.extras[name]
+        if v["n_student"] != seq.length:  # the teacher stages always set it so; keep it checked
+            raise XtokError(f"teacher {name}: n_student {v['n_student']} != length {seq.length}")
+        sample[f"{name}.input_ids.npy"] = npy(np.asarray(v["input_ids"]).astype(np.int32))
+        for field in ("student_spans", "teacher_spans", "exact", "metrics"):
+            sample[f"{name}.{field}.npy"] = npy(np.asarray(v[field]))
+    return sample
+
+
+@dataclass(frozen=True)
+class LaneTask:
+    config: PipelineConfig      # the source pipeline (format tar/arrow), epochs forced to 1
+    shards: list[str]           # its expanded source shard list (same for every lane)
+    lane: int
+    out: str
+    storage_options: dict[str, Any]  # for the output
+    sequences_per_shard: int
+    fingerprint: str
+    spec: dict
+    source_id: str              # fingerprint of the source shard list + source settings
+
+
+def _marker_url(out: str, lane: int) -> str:
+    return f"{out.rstrip('/')}/{MARKERS}/lane{lane:04d}.json"
+
+
+def _complete(task: LaneTask) -> dict | None:
+    """The lane's done marker if it belongs to this run and every shard has its size."""
+    try:
+        with fsspec.open(_marker_url(task.out, task.lane), "rb", **task.storage_options) as f:
+            marker = json.loads(f.read())
+    except (FileNotFoundError, ValueError):
+        return None
+    if marker.get("fingerprint") != task.fingerprint or marker.get("source") != task.source_id:
+        return None
+    fs, root = fsspec.core.url_to_fs(task.out.rstrip("/"), **task.storage_options)
+    for s in marker["shards"]:
+        try:
+            if fs.size(f"{root}/{s['name']}") != s["bytes"]:
+                return None
+        except FileNotFoundError:
+            return None
+    return marker
+
+
+def run_lane(task: LaneTask) -> dict:
+    """Precompute one lane (runs in an engine worker); returns its marker, or ``{"error"}``."""
+    try:
+        done = _complete(task)
+        if done is not None:
+            return dict(done, written=False)
+        return dict(_run_lane(task), written=True)
+    except XtokError as exc:  # our errors do not pickle across processes: send the text
+        return {"lane": task.lane, "error": str(exc)}
+
+
+def _run_lane(task: LaneTask) -> dict:
+    from ..pipeline import build_lane
+
+    t0 = time.perf_counter()
+    names = [t.key for t in task.config.teachers]
+    stage = build_lane(task.config, task.shards, task.lane)
+    infos: list[ShardInfo] = []
+    index = tokens = 0
+    try:
+        for k, chunk in enumerate(chunked(stage, task.sequences_per_shard)):
+            samples = []
+            for j, seq in enumerate(chunk):
+                samples.append(encode_sequence(seq, lane=task.lane, index=index, fp=task.fingerprint,
+                                               teachers=names, spec=task.spec if j == 0 else None))
+                index += 1
+                tokens += seq.length
+            data, n = encode_shard(samples)
+            name = lane_shard_name(task.lane, k)
+            put_atomic(f"{task.out.rstrip('/')}/{name}", data, task.storage_options)
+            infos.append(ShardInfo(name, n, len(data), hashlib.sha256(data).hexdigest()))
+    finally:
+        stage.close()
+    marker = {"lane": task.lane, "fingerprint": task.fingerprint, "source": task.source_id,
+              "sequences": index, "tokens": tokens, "shards": [asdict(i) for i in infos],
+              "seconds": round(time.perf_counter() - t0, 3)}
+    put_atomic(_marker_url(task.out, task.lane), json.dumps(marker, sort_keys=True).encode(),
+               task.storage_options)
+    return marker
+
+
+def source_config(config: PipelineConfig) -> PipelineConfig:
+    """The pipeline whose lanes are precomputed: one pass (``epochs: 1``) over a text source."""
+    if config.source.format == "precomputed":
+        raise ConfigError("--precompute needs a pipeline over text shards (source.format tar or "
+                          "arrow), got source.format: precomputed")
+    return config.model_copy(update={"epochs": 1})
+
+
+def precompute(config: PipelineConfig, out: str, *, shards: list[str] | None = None,
+               storage_options: dict[str, Any] | None = None, sequences_per_shard: int = 256,
+               engine: str = "local", workers: int | None = None,
+               ray_address: str | None = None, progress: bool = False) -> dict:
+    """Run every lane of ``config`` once over ``shards`` (default: ``config.source.urls``
+    expanded) and write the precomputed shards, ``precompute.json`` and ``pipeline.yaml`` under
+    ``out``. Returns the ``precompute.json`` contents."""
+    from ..convert.engines import run_tasks
+
+    if sequences_per_shard < 1:
+        raise ConfigError(f"sequences_per_shard must be >= 1, got {sequences_per_shard}")
+    cfg = source_config(config)
+    opts = dict(storage_options or {})
+    shards = shards if shards is not None else expand_urls(cfg.source.urls,
+                                                           cfg.source.storage_options)
+    spec = pipeline_spec(cfg)
+    fp = spec_fingerprint(spec)
+    src = {"shards": fingerprint(shards), "text_field": cfg.source.text_field,
+           "format": cfg.source.format, "on_bad_data": cfg.source.on_bad_data.model_dump()}
+    source_id = fingerprint(src)
+    tasks = [LaneTask(cfg, shards, lane, out, opts, sequences_per_shard, fp, spec, source_id)
+             for lane in range(cfg.num_lanes)]
+    from tqdm import tqdm
+
+    t0 = time.perf_counter()
+    lanes: dict[str, dict] = {}
+    with tqdm(total=len(tasks), unit="lane", desc="precompute", disable=not progress,
+              dynamic_ncols=True) as bar:
+        for r in run_tasks(run_lane, tasks, engine=engine, workers=workers,
+                           ray_address=ray_address):
+            if "error" in r:
+                raise SourceError(f"lane {r['lane']}: {r['error']}", url=out)
+            lanes[str(r["lane"])] = r
+            bar.update(1)
+    order = [lanes[str(lane)] for lane in range(cfg.num_lanes)]
+    index = {
+        "version": 1, "fingerprint": fp, "spec": spec,
+        "source": dict(src, urls=shards, count=len(shards)),
+        "lanes": {str(r["lane"]): r["shards"] for r in order},
+        "sequences": sum(r["sequences"] for r in order),
+        "tokens": sum(r["tokens"] for r in order),
+        "written_lanes": sum(bool(r["written"]) for r in order),
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+    root = out.rstrip("/")
+    put_atomic(f"{root}/{INDEX}", json.dumps(index, indent=1, sort_keys=True).encode() + b"\n",
+               opts)
+    put_atomic(f"{root}/{PIPELINE}", streaming_yaml(config, root, opts).encode(), opts)
+    return index
+
+
+def streaming_yaml(config: PipelineConfig, root: str, opts: dict[str, Any]) -> str:
+    """The pipeline that streams the precomputed shards (same spec, source.format: precomputed)."""
+    import yaml
+
+    tree = config.model_dump(mode="json", exclude_none=True)
+    safe = {k: v for k, v in opts.items()  # never write credentials next to the data
+            if not any(w in k.lower() for w in ("key", "secret", "token", "password"))}
+    tree["source"] = {"urls": [f"{root}/lane*.tar"], "format": "precomputed",
+                      "storage_options": safe}
+    head = ("# written by `xtok convert --precompute`: streams the precomputed shards next to it.\n"
+            "# student, teachers, seq_len/max_len, num_lanes, seed and shuffle must stay as they\n"
+            "# are (checked against every shard); batch_size, workers, epochs may change.\n")
+    return head + yaml.safe_dump(tree, sort_keys=False)
