@@ -1,0 +1,57 @@
+"""The Arrow source on object storage (moto S3 on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import s3fs
+
+from xtok_stream.errors import SourceError
+from xtok_stream.io.urls import ARROW_SUFFIXES, expand_urls
+from xtok_stream.stages.read_arrow import ArrowDocumentReader
+from xtok_stream.testing import check_resume
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def s3_arrow(s3, arrow_files):
+    files, texts = arrow_files
+    fs = s3fs.S3FileSystem(**s3.storage_options)
+    urls = []
+    for f in files:
+        name = f.rsplit("/", 1)[-1]
+        fs.put_file(f, f"xtok-test/arrow/{name}")
+        urls.append(f"s3://xtok-test/arrow/{name}")
+    return urls, texts
+
+
+def read_all(urls, opts, **kw):
+    r = ArrowDocumentReader(urls, lane=0, num_lanes=1, seed=4, epochs=1, shuffle_shards=True,
+                            text_field="text", storage_options=opts, **kw)
+    out = [(d.key, d.text) for d in r]
+    r.close()
+    return out
+
+
+def test_prefix_listing_finds_arrow_files(s3, s3_arrow):
+    urls, _ = s3_arrow
+    assert expand_urls(["s3://xtok-test/arrow/"], s3.storage_options,
+                       suffixes=ARROW_SUFFIXES) == sorted(urls)
+
+
+def test_s3_streams_the_same_documents_as_local(s3, s3_arrow, arrow_files):
+    urls, _ = s3_arrow
+    assert read_all(urls, s3.storage_options, val_split=0.2) == \
+        read_all(arrow_files[0], {}, val_split=0.2)
+
+
+def test_s3_resume_at_every_step(s3, s3_arrow):
+    urls, _ = s3_arrow
+    check_resume(lambda: ArrowDocumentReader(
+        urls[:3], lane=0, num_lanes=1, seed=2, epochs=2, text_field="text",
+        storage_options=s3.storage_options), every=3)
+
+
+def test_missing_object_names_url(s3, s3_arrow):
+    url = "s3://xtok-test/arrow/nope.parquet"
+    with pytest.raises(SourceError, match="nope.parquet"):
+        read_all([url], dict(s3.storage_options))
