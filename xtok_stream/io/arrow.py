@@ -112,7 +112,8 @@ class TableFile:
     def __init__(self, url: str, storage_options: dict[str, Any], policy: RetryPolicy):
         self.url = url
         fs, path = _call(url, policy, "open", lambda: fsspec.core.url_to_fs(url, **storage_options))
-        local = "file" in (fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,))
+        protocols = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
+        local = "file" in protocols
         self._pf: pq.ParquetFile | None = None
         self._batches: list[pa.RecordBatch] | None = None
         try:

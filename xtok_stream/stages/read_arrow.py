@@ -150,7 +150,8 @@ class ArrowDocumentReader:
             col = tf.column(unit, self.text_field)
             held = validation_mask(self.seed, _stem(tf.url), tf.starts[unit],
                                    tf.starts[unit + 1], self.val_split)
-            self._units[tf.url] = cached = (unit, col, held if self.split == "validation" else ~held)
+            keep = held if self.split == "validation" else ~held
+            self._units[tf.url] = cached = (unit, col, keep)
         return tf.starts[cached[0]], cached[1], cached[2]
 
     # -- decoding and policies ------------------------------------------------------------------
