@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from ..config import PipelineConfig
 from ..errors import ConfigError, StateError
 from ..io.retry import COUNTERS
-from ..io.urls import expand_urls
+from ..io.urls import ARROW_SUFFIXES, SHARD_SUFFIXES, expand_urls
 from ..pipeline import build_consumer
 from ..state import check_envelope, diff_fields, fingerprint
 from .lanes import consumer_index, consumer_lanes, num_consumers
@@ -109,7 +109,8 @@ class Loader:
             world_size if world_size is not None else (dist.get_world_size() if initialised else 1)
         )
         self.shards = shards if shards is not None else expand_urls(
-            config.source.urls, config.source.storage_options
+            config.source.urls, config.source.storage_options,
+            suffixes=ARROW_SUFFIXES if config.source.format == "arrow" else SHARD_SUFFIXES,
         )
         nw = config.num_workers
         self._workers = max(1, nw)
