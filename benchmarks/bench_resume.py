@@ -40,14 +40,14 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def config(urls, opts, args):
+def config(urls, opts, args, buffer=None):
     from xtok_stream.config import load_config
 
     return load_config({
         "source": {"urls": urls, "storage_options": opts},
         "student": {"tokenizer": "pkg:qwen2", "seq_len": args.seq_len},
         "batch_size": args.batch_size, "num_lanes": 8, "seed": 1, "num_workers": 0,
-        "shuffle": {"buffer": args.buffer}})
+        "shuffle": {"buffer": args.buffer if buffer is None else buffer}})
 
 
 def states_at(cfg, fractions):
@@ -106,8 +106,11 @@ def main(argv=None) -> str:
         write_shards(docs, f"s3://{BUCKET}/resume", samples_per_shard=per,
                      storage_options=s3.storage_options)
         remote = [f"s3://{BUCKET}/resume/{i.name}" for i in infos]
-        for name, urls, opts in (("local", local, {}), ("S3", remote, s3.storage_options)):
-            cfg = config(urls, opts, args)
+        for name, urls, opts, buf in (
+            ("local", local, {}, None), ("S3", remote, s3.storage_options, None),
+            ("S3, no shuffle buffer", remote, s3.storage_options, 0),
+        ):
+            cfg = config(urls, opts, args, buf)
             n, states = states_at(cfg, (0.1, 0.9))
             lat = {f: [] for f in states}
             for _ in range(args.repeat):
@@ -156,7 +159,10 @@ def main(argv=None) -> str:
         f"| ratio faulty / clean | {f / c:.2f} |",
         "",
         "Both fault-free and faulty runs produce the same batches (tests/stream/test_faults.py "
-        "checks that); resume time depends on the lane count and buffer size, not the position.",
+        "checks that). Resume cost = one range request per lane plus one per document in the "
+        "shuffle buffers; it does not grow with the position (at 90 % some lanes have already "
+        "drained their buffers, hence the shorter S3 time with a buffer). Each shard is one "
+        "streaming GET, so 5 % of GETs is only a handful of faults per pass.",
     ]
     text = "\n".join(lines) + "\n"
     args.out.parent.mkdir(parents=True, exist_ok=True)
