@@ -224,8 +224,8 @@ class Loader:
             out["retries"] += c.get("retries", 0)
             out["reopens"] += c.get("reopens", 0)
         for lane in self._lanes.values():
-            node = lane
-            while isinstance(node, Mapping) and node.get("kind") != "read":
+            node = lane  # walk down to the reader's cursor (tar or arrow), which counts skips
+            while isinstance(node, Mapping) and "skipped" not in node:
                 node = node.get("source")
             for kind, n in (node or {}).get("skipped", {}).items():
                 out["skipped"][kind] = out["skipped"].get(kind, 0) + n

@@ -46,10 +46,9 @@ def _cut(window: bytes, final: bool) -> int:
     return i - 1 if i > 0 and window[i - 1] >= 0xC0 else len(window)
 
 
-class DocumentReader:
-    """Iterates the documents of one lane. Construction does no I/O."""
-
-    KIND, VERSION = "read", 2
+class LaneReader:
+    """What the tar and Arrow readers share: the lane's file plan per epoch (which shards, in
+    which order), the bad-data policies and the retry policy. Construction does no I/O."""
 
     def __init__(
         self,
@@ -74,12 +73,8 @@ class DocumentReader:
         r = retry or RetryConfig()
         self.retry = RetryPolicy(r.max_attempts, r.base_delay, r.max_delay)
         self._plans: dict[int, list[int]] = {}
-        self._epoch = self._slot = self._offset = 0
-        self._part = self._part_chars = 0
         self._skipped = dict.fromkeys(SKIP_KINDS, 0)
-        self._it: Iterator[TarSample] | None = None
 
-    # -- shard plan ---------------------------------------------------------------------------
     def _plan(self, epoch: int) -> list[int]:
         if epoch not in self._plans:
             self._plans = {  # keep one epoch's plan: the cache stays O(shards / lanes)
@@ -91,12 +86,29 @@ class DocumentReader:
     def url_at(self, epoch: int, slot: int) -> str:
         return self.shards[self._plan(epoch)[slot]]
 
-    # -- decoding and policies ------------------------------------------------------------------
     def _policy(self, kind: str, error: Exception) -> None:
+        """Raise ``error`` under ``error``, or a skip marker under ``skip``."""
         if getattr(self.bad, kind) == "skip":
             raise _Skip(kind) from error
         raise error
 
+    @property
+    def skipped(self) -> dict[str, int]:
+        return dict(self._skipped)
+
+
+class DocumentReader(LaneReader):
+    """Iterates the documents of one lane from tar shards. Construction does no I/O."""
+
+    KIND, VERSION = "read", 2
+
+    def __init__(self, shards: Sequence[str], **kwargs: Any):
+        super().__init__(shards, **kwargs)
+        self._epoch = self._slot = self._offset = 0
+        self._part = self._part_chars = 0
+        self._it: Iterator[TarSample] | None = None
+
+    # -- decoding and policies ------------------------------------------------------------------
     def _raw_text(self, sample: TarSample, url: str) -> bytes | Oversized:
         raw = sample.files.get(self.text_field)
         if raw is None:
@@ -219,10 +231,6 @@ class DocumentReader:
                         epoch, slot)
 
     # -- state ----------------------------------------------------------------------------------
-    @property
-    def skipped(self) -> dict[str, int]:
-        return dict(self._skipped)
-
     def state_dict(self) -> dict:
         return envelope(
             self.KIND, self.VERSION, epoch=self._epoch, slot=self._slot, offset=self._offset,

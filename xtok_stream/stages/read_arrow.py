@@ -39,16 +39,15 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from ..config import BadDataConfig, PipelineConfig, RetryConfig
-from ..dist.lanes import lane_shards, splitmix64
+from ..config import PipelineConfig
+from ..dist.lanes import splitmix64
 from ..errors import ConfigError, DecodeError
 from ..io.arrow import TableFile, open_table
 from ..io.records_in import _stem, default_key
-from ..io.retry import RetryPolicy
 from ..io.shards import safe_key
 from ..records import Document
 from ..state import check_envelope, envelope
-from .read import SKIP_KINDS, _cut, _Skip
+from .read import SKIP_KINDS, LaneReader, _cut, _Skip
 
 _M64 = (1 << 64) - 1
 
@@ -81,58 +80,26 @@ def in_validation(seed: int, stem: str, row: int, val_split: float) -> bool:
     return h / 2.0 ** 64 < val_split
 
 
-class ArrowDocumentReader:
+class ArrowDocumentReader(LaneReader):
     """Iterates the documents of one lane from Parquet / Arrow files. Construction does no I/O."""
 
     KIND, VERSION = "read_arrow", 1
     _FIELDS = ("epoch", "slot", "row", "part", "part_chars", "skipped")
 
-    def __init__(
-        self,
-        files: Sequence[str],
-        *,
-        lane: int,
-        num_lanes: int,
-        seed: int,
-        epochs: int | None,
-        shuffle_shards: bool = True,
-        text_field: str = "text",
-        storage_options: Mapping[str, Any] | None = None,
-        bad_data: BadDataConfig | None = None,
-        retry: RetryConfig | None = None,
-        val_split: float = 0.0,
-        split: str = "train",
-    ):
+    def __init__(self, files: Sequence[str], *, text_field: str = "text",
+                 val_split: float = 0.0, split: str = "train", **kwargs: Any):
         if split not in ("train", "validation"):
             raise ConfigError(f"source.split must be train or validation, got {split!r}")
         if split == "validation" and val_split <= 0:
             raise ConfigError("source.split: validation needs source.val_split > 0")
-        self.shards = list(files)
-        self.lane, self.num_lanes, self.seed = lane, num_lanes, seed
-        self.epochs, self.shuffle_shards = epochs, shuffle_shards
-        self.text_field = text_field
-        self.storage_options = dict(storage_options or {})
-        self.bad = bad_data or BadDataConfig()
-        r = retry or RetryConfig()
-        self.retry = RetryPolicy(r.max_attempts, r.base_delay, r.max_delay)
+        super().__init__(files, text_field=text_field, **kwargs)
         self.val_split, self.split = float(val_split), split
-        self._plans: dict[int, list[int]] = {}
         self._epoch = self._slot = self._row = self._part = self._part_chars = 0
-        self._skipped = dict.fromkeys(SKIP_KINDS, 0)
         self._files: dict[str, TableFile] = {}  # at most 2 open: the current one, the last fetch
         self._units: dict[str, tuple[int, pa.Array, np.ndarray]] = {}  # url -> (unit, col, keep)
         self._encoded: tuple[str, bytes] | None = None  # (key, utf-8) of a document being split
 
     # -- files and units ------------------------------------------------------------------------
-    def _plan(self, epoch: int) -> list[int]:
-        if epoch not in self._plans:
-            self._plans = {epoch: lane_shards(len(self.shards), self.num_lanes, self.lane,
-                                              self.seed, epoch, self.shuffle_shards)}
-        return self._plans[epoch]
-
-    def url_at(self, epoch: int, slot: int) -> str:
-        return self.shards[self._plan(epoch)[slot]]
-
     def _table(self, url: str) -> TableFile:
         if url not in self._files:
             while len(self._files) >= 2:
@@ -155,11 +122,6 @@ class ArrowDocumentReader:
         return tf.starts[cached[0]], cached[1], cached[2]
 
     # -- decoding and policies ------------------------------------------------------------------
-    def _policy(self, kind: str, error: Exception) -> None:
-        if getattr(self.bad, kind) == "skip":
-            raise _Skip(kind) from error
-        raise error
-
     def _check_column(self, tf: TableFile) -> None:
         if self.text_field not in tf.names:
             self._policy("missing_field", DecodeError(
@@ -274,10 +236,6 @@ class ArrowDocumentReader:
                         epoch, slot)
 
     # -- state ----------------------------------------------------------------------------------
-    @property
-    def skipped(self) -> dict[str, int]:
-        return dict(self._skipped)
-
     def state_dict(self) -> dict:
         return envelope(self.KIND, self.VERSION, epoch=self._epoch, slot=self._slot,
                         row=self._row, part=self._part, part_chars=self._part_chars,
@@ -305,5 +263,5 @@ def build_arrow_reader(config: PipelineConfig, shards: list[str], lane: int) -> 
         shards, lane=lane, num_lanes=config.num_lanes, seed=config.seed, epochs=config.epochs,
         shuffle_shards=config.shuffle.shards, text_field=src.text_field,
         storage_options=src.storage_options, bad_data=src.on_bad_data, retry=src.retry,
-        val_split=getattr(src, "val_split", 0.0), split=getattr(src, "split", "train"),
+        val_split=src.val_split, split=src.split,
     )
