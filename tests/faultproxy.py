@@ -94,6 +94,8 @@ class FaultProxy:
                 if fault == "truncate" and len(data) >= proxy.truncate_min:
                     self.wfile.write(data[: len(data) // 2])
                     self.wfile.flush()
+                    # the bytes before a break arrive before the break itself, as on a network
+                    time.sleep(0.05)
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
