@@ -10,7 +10,7 @@ import pytest
 import s3fs
 
 from tests.helpers import assert_exactly_once
-from xtok_stream.config import load_config
+from xtok_stream.config import RetryConfig, load_config
 from xtok_stream.dist.loader import Loader
 from xtok_stream.errors import SourceError
 from xtok_stream.io.urls import expand_urls
@@ -56,7 +56,7 @@ def test_unreachable_endpoint_names_url():
     opts = {"endpoint_url": "http://127.0.0.1:9", "key": "k", "secret": "s",
             "config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 1}}
     r = DocumentReader(["s3://bucket/x-0.tar"], lane=0, num_lanes=1, seed=0, epochs=1,
-                       storage_options=opts)
+                       storage_options=opts, retry=RetryConfig(max_attempts=2, base_delay=0.01))
     with pytest.raises(SourceError, match="s3://bucket/x-0.tar"):
         next(r)
 
