@@ -41,17 +41,17 @@ import math  # noqa: E402
 import os  # noqa: E402
 import shlex  # noqa: E402
 import shutil  # noqa: E402
-import socket  # noqa: E402
-import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import urllib.request  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
-from typing import Any, Callable  # noqa: E402
+from typing import Callable  # noqa: E402
 
 import numpy as np  # noqa: E402
 
 from common import DEFAULT_CORPUS, machine_info, median  # noqa: E402
+
+from xtok_stream import testing  # noqa: E402
 
 STUDENT = "pkg:qwen2"
 BUCKET = "xtok-bench"
@@ -118,60 +118,19 @@ def load_documents(args: argparse.Namespace) -> tuple[list[dict], str]:
     return docs, where
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class MotoS3(testing.MotoS3):
+    """The library's loopback moto server, with the benchmark bucket and presigned URLs."""
 
-
-class MotoS3:
-    """moto's S3 server on 127.0.0.1 in a child process (as tests/conftest.py)."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        env = dict(os.environ, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-        )
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            try:
-                urllib.request.urlopen(self.endpoint + "/moto-api/", timeout=1)
-                break
-            except Exception:  # noqa: BLE001 - not up yet
-                time.sleep(0.2)
-        else:
-            self.stop()
-            raise RuntimeError("moto server did not start")
-        import boto3
-
-        self.client = boto3.client(
-            "s3", endpoint_url=self.endpoint, region_name="us-east-1",
-            aws_access_key_id="testing", aws_secret_access_key="testing",
-        )
-        self.client.create_bucket(Bucket=BUCKET)
+    def start(self) -> "MotoS3":
+        super().start()
+        self.create_bucket(BUCKET)
+        return self
 
     def presigned(self, key: str) -> str:
         """A plain https-style GET URL for the object (the bucket is private)."""
-        return self.client.generate_presigned_url(
+        return self.client().generate_presigned_url(
             "get_object", Params={"Bucket": BUCKET, "Key": key}, ExpiresIn=24 * 3600
         )
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(10)
-            self.proc = None
-
-    @property
-    def storage_options(self) -> dict:
-        return {"endpoint_url": self.endpoint, "key": "testing", "secret": "testing",
-                "client_kwargs": {"region_name": "us-east-1"}}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from xtok_stream.testing import MotoS3
 from xtok_stream.tokenizers import load_tokenizer
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "dev.parquet"
@@ -62,64 +63,10 @@ def local_shards(small_docs, tmp_path_factory):
 
 
 # -- moto S3 on loopback -----------------------------------------------------------------------
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class MotoS3:
-    """A moto S3 server process on 127.0.0.1 (start/stop so tests can simulate an outage)."""
-
-    def __init__(self):
-        self.port = _free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        self.proc = None
-
-    def start(self):
-        import os
-        import subprocess
-        import sys
-        import time
-        import urllib.request
-
-        env = dict(os.environ, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-        )
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            try:
-                urllib.request.urlopen(self.endpoint + "/moto-api/", timeout=1)
-                return
-            except Exception:  # noqa: BLE001 - not up yet
-                time.sleep(0.2)
-        raise RuntimeError("moto server did not start")
-
-    def stop(self):
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(10)
-            self.proc = None
-
-    @property
-    def storage_options(self) -> dict:
-        return {"endpoint_url": self.endpoint, "key": "testing", "secret": "testing",
-                "client_kwargs": {"region_name": "us-east-1"}}
-
-
 @pytest.fixture(scope="session")
 def s3():
-    server = MotoS3()
-    server.start()
-    import boto3
-
-    boto3.client("s3", endpoint_url=server.endpoint, region_name="us-east-1",
-                 aws_access_key_id="testing", aws_secret_access_key="testing",
-                 ).create_bucket(Bucket="xtok-test")
+    server = MotoS3().start()
+    server.create_bucket("xtok-test")
     yield server
     server.stop()
 

@@ -40,6 +40,25 @@ class Stage(Protocol[T]):
     def close(self) -> None: ...
 
 
+class Passthrough:
+    """State of a stage that holds nothing between items (1:1 maps, whole-batch collation):
+    its cursor is its source's, in its own envelope."""
+
+    KIND: str
+    VERSION: int
+    source: Any
+
+    def state_dict(self) -> dict:
+        return envelope(self.KIND, self.VERSION, source=self.source.state_dict())
+
+    def load_state_dict(self, state: Mapping) -> None:
+        check_envelope(state, self.KIND, self.VERSION, ("source",))
+        self.source.load_state_dict(state["source"])
+
+    def close(self) -> None:
+        self.source.close()
+
+
 def envelope(kind: str, version: int, **fields: Any) -> dict:
     return {"kind": kind, "v": version, **fields}
 

@@ -28,10 +28,10 @@ import numpy as np
 import torch
 
 from ..records import PackedSequence
-from ..state import check_envelope, envelope
+from ..state import Passthrough
 
 
-class Batcher:
+class Batcher(Passthrough):
     KIND, VERSION = "batch", 1
 
     def __init__(
@@ -109,12 +109,3 @@ class Batcher:
         """An all-padding batch (``sample_mask`` 0): what a rank yields while others finish."""
         return self.collate([])
 
-    def state_dict(self) -> dict:
-        return envelope(self.KIND, self.VERSION, source=self.source.state_dict())
-
-    def load_state_dict(self, state: Mapping) -> None:
-        check_envelope(state, self.KIND, self.VERSION, ("source",))
-        self.source.load_state_dict(state["source"])
-
-    def close(self) -> None:
-        self.source.close()

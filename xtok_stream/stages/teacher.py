@@ -17,7 +17,6 @@ Cursor: the source's (the stage holds nothing between items).
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -27,7 +26,7 @@ from ..align import Aligner
 from ..align.chunks import chunk_coo, chunk_ids
 from ..config import TeacherConfig
 from ..records import PackedSequence
-from ..state import check_envelope, envelope
+from ..state import Passthrough
 from ..tokenizers import load_tokenizer
 
 
@@ -48,7 +47,7 @@ def _aligner(student: str, teacher: str, max_comb_len: int) -> Aligner:
     return Aligner(load_tokenizer(student), load_tokenizer(teacher), max_comb_len=max_comb_len)
 
 
-class TeacherTokenizer:
+class TeacherTokenizer(Passthrough):
     KIND, VERSION = "teacher", 1
 
     def __init__(self, source: Any, *, student: str, teacher: TeacherConfig, max_len: int):
@@ -104,15 +103,6 @@ class TeacherTokenizer:
                     m.teacher_tokens_per_chunk * m.n_chunks, m.unaligned_bytes, dropped,
                 ], np.float64)}
 
-    def state_dict(self) -> dict:
-        return envelope(self.KIND, self.VERSION, source=self.source.state_dict())
-
-    def load_state_dict(self, state: Mapping) -> None:
-        check_envelope(state, self.KIND, self.VERSION, ("source",))
-        self.source.load_state_dict(state["source"])
-
-    def close(self) -> None:
-        self.source.close()
 
 
 def collate(views: list[dict | None], *, student_width: int, width: int, pad_id: int,
