@@ -1,7 +1,8 @@
 """A fault-injecting HTTP proxy on 127.0.0.1 in front of the moto S3 server.
 
 GETs of objects fail at a given rate with a 503 SlowDown, a connection reset before any answer,
-or a body cut short (full Content-Length announced, half sent). ``outage()`` stops answering
+or a body cut short at a random byte (full Content-Length announced, a seeded random prefix
+sent). ``outage()`` stops answering
 altogether for a while, like an S3 endpoint that goes away and comes back. Randomness comes from
 a seeded RNG; every loop is bounded.
 """
@@ -92,7 +93,9 @@ class FaultProxy:
                 self.send_header("Content-Length", str(length or 0))
                 self.end_headers()
                 if fault == "truncate" and len(data) >= proxy.truncate_min:
-                    self.wfile.write(data[: len(data) // 2])
+                    with proxy.lock:
+                        cut = proxy.rng.randint(1, len(data) - 1)
+                    self.wfile.write(data[:cut])
                     self.wfile.flush()
                     # the bytes before a break arrive before the break itself, as on a network
                     time.sleep(0.05)

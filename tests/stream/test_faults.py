@@ -50,8 +50,8 @@ def test_injected_faults_leave_the_output_unchanged(s3, s3_shards, clean, kind):
 
 
 def test_truncated_bodies_resume_at_the_broken_byte(s3, s3_shards):
-    """Every object GET of 4 KiB or more is cut in half: each retry must start where the last
-    body broke (never back at byte 0), or the shard could not be finished."""
+    """Every object GET of 4 KiB or more is cut at a random byte: each retry must start where
+    the last body broke (never back at byte 0), or the shard could not be finished."""
     shards, _ = s3_shards
     proxy = FaultProxy(s3.endpoint, rate=1.0, seed=1, kinds=("truncate",), truncate_min=4096)
     COUNTERS.clear()
