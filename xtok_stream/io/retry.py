@@ -19,6 +19,7 @@ Counters (per process, see :data:`COUNTERS`) record retries, so the loader can r
 from __future__ import annotations
 
 import io
+import os
 import random
 import time
 from collections import Counter
@@ -98,6 +99,13 @@ class ResilientFile(io.RawIOBase):
                     _SIZES[self.url] = int(self._fs.info(self._path)["size"])
                 self.size = _SIZES[self.url]
             return _S3Stream(self._fs, self._path, self.pos, self.size)
+        if "file" in _protocols(self._fs):  # local disk: the OS file, no fsspec layer
+            f = open(self._path, "rb", buffering=0)  # noqa: SIM115 - closed in close()
+            if self.size is None:
+                self.size = os.fstat(f.fileno()).st_size
+            if self.pos:
+                f.seek(self.pos)
+            return f
         f = self._fs.open(self._path, "rb", block_size=self.block_size)
         if self.size is None:
             size = getattr(f, "size", None)
@@ -151,11 +159,15 @@ class ResilientFile(io.RawIOBase):
         def once() -> int:
             if self._f is None:
                 raise ConnectionError("not open")
-            data = self._f.read(want)
-            if not data and self.size is not None and self.pos < self.size:
+            if isinstance(self._f, io.RawIOBase):  # a local file reads straight into buf
+                n = self._f.readinto(buf)
+            else:
+                data = self._f.read(want)
+                n = len(data)
+                buf[:n] = data
+            if not n and self.size is not None and self.pos < self.size:
                 raise TruncatedRead(f"body ended at byte {self.pos} of {self.size}")
-            buf[: len(data)] = data
-            return len(data)
+            return n
 
         n = self._call(once)
         self.pos += n
@@ -171,6 +183,11 @@ class ResilientFile(io.RawIOBase):
             finally:
                 self._f = None
         super().close()
+
+
+def _protocols(fs: Any) -> tuple:
+    p = fs.protocol
+    return p if isinstance(p, (tuple, list)) else (p,)
 
 
 def open_resilient(url: str, storage_options: dict[str, Any], offset: int = 0,
