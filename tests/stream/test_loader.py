@@ -70,6 +70,22 @@ def test_resume_is_bit_identical(local_shards, workers):
             assert a["pieces"] == b["pieces"]
 
 
+def test_dataloader_options_do_not_change_the_stream(local_shards):
+    """prefetch_factor, persistent_workers and pin_memory are transport settings only."""
+    shards, _ = local_shards
+    plain, _ = run(Loader(config(shards, num_workers=2)))
+    tuned_loader = Loader(config(shards, num_workers=2, prefetch_factor=4,
+                                 persistent_workers=True, pin_memory=True))
+    tuned, states = run(tuned_loader, limit=4)
+    resumed = Loader(config(shards, num_workers=2, prefetch_factor=4, persistent_workers=True,
+                            pin_memory=True))
+    resumed.load_state_dict(states[-1])
+    tuned += run(resumed)[0]
+    assert len(tuned) == len(plain)
+    for a, b in zip(tuned, plain):
+        assert torch.equal(a["input_ids"], b["input_ids"]) and a["pieces"] == b["pieces"]
+
+
 def test_topology_change_keeps_exactly_once(local_shards):
     """A state saved under 2 workers loads under 1 (lanes regroup): nothing lost or repeated."""
     shards, texts = local_shards
