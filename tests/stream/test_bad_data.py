@@ -100,3 +100,28 @@ def test_huge_document_split_tiles_the_text_in_bounded_windows(tmp_path, qwen2):
                 for i in s.input_ids[p.token_start:p.token_end]]
     assert huge_ids.count(eos) == 1 and huge_ids[-1] == eos  # one EOS, after the last part
     check_resume(packer, every=3)
+
+
+def test_huge_document_windows_pass_a_shuffle_buffer_in_order(tmp_path):
+    from xtok_stream.stages.shuffle import Shuffler
+
+    text = huge_text()
+    docs = [GOOD[0], GOOD[1], {"__key__": "huge", "txt": text}, *GOOD[2:]]
+    path, _ = shard(tmp_path, "h.tar", docs)
+
+    def shuffled():
+        r = reader([path], max_document_bytes=4096, huge_document="split")
+        return Shuffler(r, size=3, seed=1, lane=0)
+
+    out = list(shuffled())
+    parts = [d for d in out if d.key == "huge"]
+    assert "".join(p.text for p in parts) == text  # every window, in order
+    assert sorted(d.key for d in out if d.key != "huge") == sorted(d["__key__"] for d in GOOD)
+    check_resume(shuffled)
+
+    def packer():
+        return Packer(shuffled(), tokenizer="pkg:qwen2", seq_len=500)
+
+    texts = {d["__key__"]: d["txt"] for d in docs}
+    assert_exactly_once([p for s in packer() for p in s.ledger()], texts)
+    check_resume(packer, every=4)

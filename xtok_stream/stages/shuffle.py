@@ -30,9 +30,12 @@ class Shuffler:
     def __next__(self) -> Document:
         while len(self._buffer) < self.size:
             try:
-                self._buffer.append(next(self.source))
+                doc = next(self.source)
             except StopIteration:
                 break
+            if doc.char_base or not doc.last_part:
+                return doc  # a window of a huge document: see the module docstring
+            self._buffer.append(doc)
         if not self._buffer:
             raise StopIteration
         j = draw(self.seed, self.lane, self._counter, len(self._buffer))
