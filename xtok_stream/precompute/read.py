@@ -147,6 +147,8 @@ class PrecomputedReader:
                     .astype(np.int64)}
             for field in _FIELDS:
                 view[field] = _array(self._member(sample, f"{name}.{field}.npy", url))
+            for field in ("student_spans", "teacher_spans"):  # stored narrow (see write.py)
+                view[field] = view[field].astype(np.int32)
             view["n_student"] = length
             seq.extras[name] = {k: view[k] for k in ("input_ids", "student_spans",
                                                      "teacher_spans", "exact", "n_student",

@@ -7,8 +7,8 @@ One sample per packed sequence, key ``lane{L:04d}-{i:08d}`` (``i`` counts the la
     meta.json                   {"fingerprint", "lane", "index", "length"} (+ "spec" in a shard's
                                 first sample)
     {teacher}.input_ids.npy     int32 [n]        the teacher's tokens (after max_len)
-    {teacher}.student_spans.npy int32 [k, 2]     chunks as half-open token ranges
-    {teacher}.teacher_spans.npy int32 [k, 2]
+    {teacher}.student_spans.npy uint16 [k, 2]    chunks as half-open token ranges (int32 when
+    {teacher}.teacher_spans.npy uint16 [k, 2]    a position passes 65,535; read back as int32)
     {teacher}.exact.npy         bool [k]
     {teacher}.metrics.npy       float64 [6]      per-sequence alignment metrics
 
@@ -48,6 +48,12 @@ def lane_shard_name(lane: int, k: int) -> str:
     return f"lane{lane:04d}-{k:06d}.tar"
 
 
+def _narrow(spans: np.ndarray) -> np.ndarray:
+    """Token positions fit 16 bits for any seq_len / max_len up to 65,535: half the bytes."""
+    fits = spans.size == 0 or (spans.min() >= 0 and spans.max() <= 0xFFFF)
+    return spans.astype(np.uint16) if fits else spans
+
+
 def npy(a: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.save(buf, np.ascontiguousarray(a), allow_pickle=False)
@@ -73,7 +79,9 @@ def encode_sequence(seq: PackedSequence, *, lane: int, index: int, fp: str,
         if v["n_student"] != seq.length:  # the teacher stages always set it so; keep it checked
             raise XtokError(f"teacher {name}: n_student {v['n_student']} != length {seq.length}")
         sample[f"{name}.input_ids.npy"] = npy(np.asarray(v["input_ids"]).astype(np.int32))
-        for field in ("student_spans", "teacher_spans", "exact", "metrics"):
+        for field in ("student_spans", "teacher_spans"):
+            sample[f"{name}.{field}.npy"] = npy(_narrow(np.asarray(v[field])))
+        for field in ("exact", "metrics"):
             sample[f"{name}.{field}.npy"] = npy(np.asarray(v[field]))
     return sample
 
