@@ -39,7 +39,7 @@ class BadDataConfig(_Frozen):
     """A text member over ``max_document_bytes``: ``split`` reads it in windows of that size
     (cut at a line or space) that pack as consecutive parts of one document, so memory stays
     bounded."""
-    max_document_bytes: int = Field(16 << 20, gt=0)
+    max_document_bytes: int = Field(16 << 20, ge=64)
 
 
 class RetryConfig(_Frozen):

@@ -125,3 +125,40 @@ def test_huge_document_windows_pass_a_shuffle_buffer_in_order(tmp_path):
     texts = {d["__key__"]: d["txt"] for d in docs}
     assert_exactly_once([p for s in packer() for p in s.ledger()], texts)
     check_resume(packer, every=4)
+
+
+def test_corrupt_header_mid_shard_is_not_taken_for_the_end(tmp_path):
+    """Streaming tarfile stops quietly at a header that fails its checksum: the reader must
+    notice the data after it and apply the corrupt-shard policy."""
+    _, data = shard(tmp_path, "x.tar", GOOD[:5])
+    bad = bytearray(data)
+    bad[3 * 1536 + 100] ^= 0xFF  # inside the 4th member's header (each member is 1,536 bytes)
+    (tmp_path / "c.tar").write_bytes(bytes(bad))
+    seen = []
+    with pytest.raises(SourceError, match="corrupt header"):
+        for d in reader([str(tmp_path / "c.tar")]):
+            seen.append(d.key)
+    assert seen == ["g0", "g1", "g2"]
+    r = reader([str(tmp_path / "c.tar")], corrupt_shard="skip")
+    assert [d.key for d in r] == ["g0", "g1", "g2"] and r.skipped["corrupt_shard"] == 1
+
+
+def test_truncated_huge_member_is_a_corrupt_shard_not_a_loop(tmp_path):
+    _, data = shard(tmp_path, "x.tar", [GOOD[0], {"__key__": "huge", "txt": huge_text()}])
+    (tmp_path / "t.tar").write_bytes(data[:20000])  # cut inside the huge member's data
+    opts = {"max_document_bytes": 4096, "huge_document": "split"}
+    with pytest.raises(SourceError, match="truncated tar"):
+        list(reader([str(tmp_path / "t.tar")], **opts))
+    r = reader([str(tmp_path / "t.tar")], corrupt_shard="skip", **opts)
+    assert [d.key for d in r] == ["g0"] and r.skipped["corrupt_shard"] == 1
+
+
+def test_invalid_utf8_in_a_later_window_skips_the_whole_document(tmp_path):
+    text = huge_text().encode() + b"\xff tail"
+    path, _ = shard(tmp_path, "u.tar", [{"__key__": "huge", "txt": text}, GOOD[0]])
+    opts = {"max_document_bytes": 4096, "huge_document": "split"}
+    with pytest.raises(DecodeError, match="invalid UTF-8"):
+        next(reader([path], **opts))
+    r = reader([path], invalid_utf8="skip", **opts)
+    assert [d.key for d in r] == ["g0"]  # no window of the bad document went out
+    assert r.skipped["invalid_utf8"] == 1

@@ -82,11 +82,15 @@ def _members(url: str, f, base: int, max_member_bytes: int | None
                 data = stream.extractfile(info).read()
             stream.members = []  # streaming: don't keep every TarInfo alive
             yield info.name, data, header
-        # tarfile takes a header cut short for the end of the archive; a whole archive ends with
-        # two zero blocks after its last member, so a shorter object was truncated.
+        # Streaming tarfile takes a header cut short, or one that fails its checksum, for the end
+        # of the archive. A whole archive ends with zero blocks after its last member: so the
+        # object must be long enough for two of them, and nothing but zeros may follow.
         size = getattr(getattr(f, "raw", f), "size", None)
         if size is not None and size < after + 2 * tarfile.BLOCKSIZE:
             raise tarfile.ReadError(f"no end-of-archive marker: object is {size} bytes")
+        while chunk := stream.fileobj.read(1 << 16):
+            if chunk.strip(b"\0"):
+                raise tarfile.ReadError("data after the end of the archive: a corrupt header")
     except SourceError:
         raise
     except (tarfile.TarError, EOFError) as exc:

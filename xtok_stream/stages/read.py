@@ -10,6 +10,7 @@ read in parts (``on_bad_data.huge_document: split``); ``skipped`` counts bad dat
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -147,12 +148,38 @@ class DocumentReader(LaneReader):
         return Document(sample.key, self._decode(raw, sample.key, sample.offset, url), url,
                         sample.offset, self._epoch, self._slot)
 
-    def _window(self, sample: TarSample, raw: Oversized, url: str) -> Document:
-        """The next window of a huge document (bounded memory: one window at a time)."""
-        start = self._part
+    def _read_window(self, url: str, raw: Oversized, start: int) -> bytes:
         want = min(self.bad.max_document_bytes, raw.size - start)
         with open_resilient(url, self.storage_options, raw.data_offset + start, self.retry) as f:
             window = f.read(want)
+        if len(window) < want:
+            raise CorruptShardError(
+                f"truncated tar: member data ends at byte {raw.data_offset + start + len(window)}"
+                f" of a {raw.size:,}-byte member", url=url, at=raw.data_offset)
+        return window
+
+    def _validate_member(self, sample: TarSample, raw: Oversized, url: str) -> None:
+        """Before a huge document's first window goes out, check the whole member decodes (one
+        extra pass, one window of memory): a skip policy must drop all of it or none."""
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        pos = 0
+        while pos < raw.size:
+            window = self._read_window(url, raw, pos)
+            try:
+                decoder.decode(window, final=pos + len(window) >= raw.size)
+            except UnicodeDecodeError as exc:
+                self._policy("invalid_utf8", DecodeError(
+                    f"invalid UTF-8 at byte {pos + exc.start} of the member (sample at byte "
+                    f"{sample.offset}); source.on_bad_data.invalid_utf8: skip drops such documents",
+                    url=url, key=sample.key, field=self.text_field))
+            pos += len(window)
+
+    def _window(self, sample: TarSample, raw: Oversized, url: str) -> Document:
+        """The next window of a huge document (bounded memory: one window at a time)."""
+        start = self._part
+        if start == 0:
+            self._validate_member(sample, raw, url)
+        window = self._read_window(url, raw, start)
         final = start + len(window) >= raw.size
         window = window[: _cut(window, final)]
         text = self._decode(window, sample.key, sample.offset, url)
@@ -203,6 +230,15 @@ class DocumentReader(LaneReader):
             url = self.url_at(self._epoch, self._slot)
             try:
                 doc = self._document(sample, url)
+            except CorruptShardError:  # a huge member cut short: the shard is truncated
+                self._part = self._part_chars = 0
+                if self.bad.corrupt_shard != "skip":
+                    self._close_it()
+                    self._offset = sample.offset
+                    raise
+                self._next_shard()
+                self._skipped["corrupt_shard"] += 1
+                continue
             except _Skip as skip:
                 self._skipped[skip.kind] += 1
                 self._part = self._part_chars = 0
