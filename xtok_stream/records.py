@@ -50,6 +50,7 @@ class Piece:
     token_start: int
     token_end: int
     ends_document: bool
+    starts_document: bool = True  # holds the document's first token (where a teacher's BOS goes)
 
 
 @dataclass(slots=True)

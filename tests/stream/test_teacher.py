@@ -37,11 +37,7 @@ def test_teacher_tokens_follow_the_pieces(batches, local_shards, mistral, deepse
             for b, row in enumerate(batch["pieces"]):
                 if not row:
                     continue
-                expected = []
-                for key, c0, c1 in row:  # each piece with the teacher's own EOS after a document
-                    expected += tok.encode(texts[key][c0:c1], add_special_tokens=False)
-                    if c1 == len(texts[key]) and not _continues(batches, key, c1):
-                        expected.append(tok.eos_token_id)
+                expected = expected_ids(row, texts, tok, batches)
                 n = int(t["input_lengths"][b])
                 limit = 300 if name == "mistral-v3" else 10**9
                 assert t["input_ids"][b, :n].tolist() == expected[:limit]
@@ -50,10 +46,27 @@ def test_teacher_tokens_follow_the_pieces(batches, local_shards, mistral, deepse
                                                   else tok.eos_token_id)).all()
 
 
-def _continues(batches, key, c1):
-    """Does another piece of ``key`` start at c1 (the document's EOS went to the next row)?"""
+def _eos_moved(batches, key, c1):
+    """Did the document's EOS go to the next row alone (an empty piece ``(key, c1, c1)``)?"""
     return any(p[0] == key and p[1] == c1 and p[2] == c1 for b in batches for r in b["pieces"]
                for p in r)
+
+
+def expected_ids(row, texts, tok, batches, bos=None):
+    """A teacher's ids for a row: each piece tokenized alone, the teacher's BOS before a
+    document's first piece (if it uses one), its EOS after the document's end."""
+    out = []
+    for key, c0, c1 in row:
+        end = len(texts[key])
+        if c0 == c1 == end and end > 0:  # only the EOS of a document that ended in the last row
+            out.append(tok.eos_token_id)
+            continue
+        if bos is not None and c0 == 0:
+            out.append(bos)
+        out += tok.encode(texts[key][c0:c1], add_special_tokens=False)
+        if c1 == end and not _eos_moved(batches, key, c1):
+            out.append(tok.eos_token_id)
+    return out
 
 
 def test_chunk_maps_agree_with_the_aligner_and_bytes(batches, qwen2, mistral, deepseek):
@@ -129,3 +142,39 @@ def test_unknown_teacher_key_is_named(local_shards):
 
     with pytest.raises(ConfigError, match="teachers.0.max_teacher_length"):
         config(["x"], teachers=[{"tokenizer": "pkg:mistral-v3", "max_teacher_length": 3}])
+
+
+@pytest.fixture(scope="module")
+def bos_teacher(tmp_path_factory, deepseek):
+    """deepseek-v4 with a post-processor that puts its BOS before every encode: a teacher whose
+    own convention is a BOS per document (none of the packaged tokenizers adds one)."""
+    import copy
+
+    from tokenizers.processors import TemplateProcessing
+
+    tok = copy.deepcopy(deepseek)
+    tok.backend_tokenizer.post_processor = TemplateProcessing(
+        single=f"{tok.bos_token} $A", special_tokens=[(tok.bos_token, tok.bos_token_id)])
+    out = tmp_path_factory.mktemp("bos-teacher")
+    tok.save_pretrained(str(out))
+    return str(out), tok.bos_token_id
+
+
+def test_teacher_bos_once_per_document_start(local_shards, bos_teacher, deepseek):
+    shards, texts = local_shards
+    path, bos = bos_teacher
+    cfg = config(shards, teachers=[{"tokenizer": path, "name": "bos"}])
+    batches = list(Loader(cfg))
+    starts = continuations = 0
+    for batch in batches:
+        t = batch["teachers"]["bos"]
+        for b, row in enumerate(batch["pieces"]):
+            expected = expected_ids(row, texts, deepseek, batches, bos=bos)
+            starts += sum(1 for _, c0, _c1 in row if c0 == 0)
+            continuations += sum(1 for _, c0, _c1 in row if c0 > 0)
+            n = int(t["input_lengths"][b])
+            assert t["input_ids"][b, :n].tolist() == expected
+    assert starts > 10 and continuations > 10
+    # the BOS is a special token on the teacher side only: it stays out of every chunk
+    t = batches[0]["teachers"]["bos"]
+    assert (t["teacher_chunk_id"][t["input_ids"] == bos] == -1).all()

@@ -139,7 +139,8 @@ class PrecomputedReader:
             self._mismatch(url, meta)
         ids = _array(self._member(sample, "input_ids.npy", url)).astype(np.int64)
         length = int(meta["length"])
-        pieces = [Piece(k, cs, ce, ts, te, bool(end)) for k, cs, ce, ts, te, end
+        pieces = [Piece(k, cs, ce, ts, te, bool(end), bool(start))
+                  for k, cs, ce, ts, te, end, start
                   in json.loads(self._member(sample, "pieces.json", url))]
         seq = PackedSequence(ids, length, pieces, [])
         for name in self.teachers:

@@ -3,7 +3,8 @@
 One sample per packed sequence, key ``lane{L:04d}-{i:08d}`` (``i`` counts the lane's sequences)::
 
     input_ids.npy               int32 [seq_len]  student tokens (padding included, as packed)
-    pieces.json                 [[doc_key, char_start, char_end, token_start, token_end, ends], ...]
+    pieces.json                 [[doc_key, char_start, char_end, token_start, token_end, ends,
+                                  starts], ...]
     meta.json                   {"fingerprint", "lane", "index", "length"} (+ "spec" in a shard's
                                 first sample)
     {teacher}.input_ids.npy     int32 [n]        the teacher's tokens (after max_len)
@@ -70,7 +71,7 @@ def encode_sequence(seq: PackedSequence, *, lane: int, index: int, fp: str,
         "__key__": f"lane{lane:04d}-{index:08d}",
         "input_ids.npy": npy(seq.input_ids.astype(np.int32)),
         "pieces.json": json.dumps([[p.key, p.char_start, p.char_end, p.token_start, p.token_end,
-                                    p.ends_document] for p in seq.pieces],
+                                    p.ends_document, p.starts_document] for p in seq.pieces],
                                   separators=(",", ":"), ensure_ascii=False),
         "meta.json": json.dumps(meta, sort_keys=True, separators=(",", ":")),
     }

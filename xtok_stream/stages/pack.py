@@ -114,7 +114,8 @@ class Packer:
             c0, c1 = cur.char_at(t0), cur.char_at(t1)
             done = t1 == len(cur.ids)
             pieces.append(Piece(cur.doc.key, c0, c1, filled, filled + take,
-                                done and cur.doc.last_part))
+                                done and cur.doc.last_part,
+                                starts_document=t0 == 0 and cur.doc.char_base == 0))
             base = cur.doc.char_base
             texts.append(cur.doc.text[c0 - base : c1 - base])
             filled += take

@@ -84,7 +84,9 @@ class TeacherTokenizer(Passthrough):
         encs = self._backend.encode_batch(seq.texts, add_special_tokens=False)
         flat: list[int] = []
         for piece, enc in zip(seq.pieces, encs):
-            if self._bos is not None and piece.char_start == 0:
+            # not char_start == 0: a first piece may hold only the partial bytes of the first
+            # character, and then the next piece starts at char 0 too
+            if self._bos is not None and piece.starts_document:
                 flat.append(self._bos)
             flat.extend(enc.ids)
             if piece.ends_document and self._eos is not None:
