@@ -199,3 +199,23 @@ def test_cli_from_jsonl_and_from_tar(local_shards, tmp_path):
     assert len(text_shards) == 8
     assert batches(load_config(str(out / "pipeline.yaml"))) == batches(
         load_config(pipeline(text_shards)))
+
+
+def test_rerun_into_the_same_folder_leaves_no_stale_shards(local_shards, tmp_path):
+    """A longer run, then a shorter one into the same --out: only the second is read back, and
+    a lost shard in the middle of a lane is an error, not a silent gap."""
+    shards, texts = local_shards
+    long_src = load_config(pipeline(shards))
+    short_src = load_config(pipeline(shards[:2]))
+    precompute(long_src, str(tmp_path), sequences_per_shard=2, workers=1)
+    precompute(short_src, str(tmp_path), sequences_per_shard=2, workers=1)
+    pre = load_config(pipeline([f"{tmp_path}/"], "precomputed"))
+    got = [p[0] for b in Loader(pre) for r in b["pieces"] for p in r]
+    want = [p[0] for b in Loader(short_src) for r in b["pieces"] for p in r]
+    assert sorted(got) == sorted(want)
+    lane0 = lane_urls(sorted(str(p) for p in tmp_path.glob("lane*.tar")), 0)
+    assert len(lane0) >= 3
+    (tmp_path / lane0[1].rsplit("/", 1)[-1]).unlink()
+    remaining = sorted(str(p) for p in tmp_path.glob("lane*.tar"))
+    with pytest.raises(ConfigError, match="mixes runs or lost a shard"):
+        list(build_precomputed_lane(pre, remaining, 0))

@@ -66,7 +66,7 @@ def _expected(config_json: str) -> tuple[dict, str]:
 class PrecomputedReader:
     """Iterates one lane's precomputed sequences. Construction does no I/O."""
 
-    KIND, VERSION = "precomputed", 1
+    KIND, VERSION = "precomputed", 2
 
     def __init__(
         self,
@@ -87,6 +87,7 @@ class PrecomputedReader:
         self._config_json = config.model_dump_json()
         self._fp: str | None = None
         self._epoch = self._slot = self._offset = 0
+        self._index = 0  # the next sequence's index in the lane: shards must be contiguous
         self._it: Iterator[TarSample] | None = None
 
     # -- iteration ------------------------------------------------------------------------------
@@ -100,6 +101,7 @@ class PrecomputedReader:
                     raise StopIteration
                 if self._slot >= len(self.urls):
                     self._epoch, self._slot, self._offset = self._epoch + 1, 0, 0
+                    self._index = 0
                     continue
                 self._it = iter_samples(self.urls[self._slot], self.storage_options,
                                         self._offset, retry=self.retry)
@@ -118,6 +120,12 @@ class PrecomputedReader:
         sample = self._next_sample()
         url = self.urls[self._slot]
         seq = self._decode(sample, url)
+        if self._seen_index != self._index:  # a stale shard from an older run, or a gap
+            raise ConfigError(
+                f"precomputed lane {self.lane}: sequence {self._seen_index} where {self._index} "
+                f"was expected; the folder mixes runs or lost a shard: re-run "
+                "`xtok convert --precompute` into an empty --out", )
+        self._index += 1
         if sample.next_offset is None:
             self._next_shard()
         else:
@@ -137,6 +145,7 @@ class PrecomputedReader:
         meta = json.loads(self._member(sample, "meta.json", url))
         if meta.get("fingerprint") != self._fp:
             self._mismatch(url, meta)
+        self._seen_index = int(meta.get("index", -1))
         ids = _array(self._member(sample, "input_ids.npy", url)).astype(np.int64)
         length = int(meta["length"])
         pieces = [Piece(k, cs, ce, ts, te, bool(end), bool(start))
@@ -172,13 +181,14 @@ class PrecomputedReader:
     # -- state ----------------------------------------------------------------------------------
     def state_dict(self) -> dict:
         return envelope(self.KIND, self.VERSION, epoch=self._epoch, slot=self._slot,
-                        offset=self._offset)
+                        offset=self._offset, index=self._index)
 
     def load_state_dict(self, state: Mapping) -> None:
-        check_envelope(state, self.KIND, self.VERSION, ("epoch", "slot", "offset"))
+        check_envelope(state, self.KIND, self.VERSION, ("epoch", "slot", "offset", "index"))
         self._close_it()
         self._epoch, self._slot, self._offset = (
             int(state["epoch"]), int(state["slot"]), int(state["offset"]))
+        self._index = int(state["index"])
 
     def _close_it(self) -> None:
         if self._it is not None:

@@ -156,12 +156,32 @@ def _run_lane(task: LaneTask) -> dict:
             infos.append(ShardInfo(name, n, len(data), hashlib.sha256(data).hexdigest()))
     finally:
         stage.close()
+    _remove_stale(task, len(infos))
     marker = {"lane": task.lane, "fingerprint": task.fingerprint, "source": task.source_id,
               "sequences": index, "tokens": tokens, "shards": [asdict(i) for i in infos],
               "seconds": round(time.perf_counter() - t0, 3)}
     put_atomic(_marker_url(task.out, task.lane), json.dumps(marker, sort_keys=True).encode(),
                task.storage_options)
     return marker
+
+
+def _remove_stale(task: LaneTask, count: int) -> None:
+    """Delete this lane's shards numbered ``count`` and up, left by an earlier, longer run into
+    the same folder (the reader would otherwise mix them in)."""
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(task.out.rstrip("/"), **(task.storage_options or {}))
+    prefix = lane_shard_name(task.lane, 0).rsplit("-", 1)[0] + "-"
+    try:
+        names = fs.ls(root, detail=False)
+    except FileNotFoundError:
+        return
+    for path in names:
+        name = path.rstrip("/").rsplit("/", 1)[-1]
+        if name.startswith(prefix) and name.endswith(".tar"):
+            k = name[len(prefix):-4]
+            if k.isdigit() and int(k) >= count:
+                fs.rm(path)
 
 
 def source_config(config: PipelineConfig) -> PipelineConfig:
