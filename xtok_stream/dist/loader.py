@@ -52,7 +52,9 @@ def merge_states(parts: list[Mapping]) -> dict:
     merged = dict(parts[0], lanes={}, ranks={})
     for p in parts:
         if p["fingerprint"] != merged["fingerprint"]:
-            raise StateError("ranks disagree on the pipeline fingerprint; cannot merge states")
+            raise StateError(
+                f"rank(s) {sorted(p['ranks'])} disagree with rank(s) {sorted(parts[0]['ranks'])} "
+                "on the pipeline fingerprint; cannot merge states")
         merged["lanes"].update(p["lanes"])
         merged["ranks"].update(p["ranks"])
     merged["step"] = max(p["step"] for p in parts)
@@ -223,7 +225,10 @@ class Loader:
         for c in self._counters.values():
             out["retries"] += c.get("retries", 0)
             out["reopens"] += c.get("reopens", 0)
-        for lane in self._lanes.values():
+        owned = {str(lane) for lanes in self._owned.values() for lane in lanes}
+        for key, lane in self._lanes.items():
+            if key not in owned:  # loaded from a global state: another rank reports it
+                continue
             node = lane  # walk down to the reader's cursor (tar or arrow), which counts skips
             while isinstance(node, Mapping) and "skipped" not in node:
                 node = node.get("source")

@@ -31,7 +31,13 @@ import fsspec
 from ..errors import SourceError
 
 COUNTERS: Counter = Counter()  # "retries", "reopens": per process, read by the loader
-_SIZES: dict[str, int] = {}  # object sizes seen by this process (shards don't change mid-run)
+_SIZES: dict[str, int] = {}  # object sizes seen by this process; writes through
+# ``io.shards.put_atomic`` forget theirs (see ``forget_size``)
+
+
+def forget_size(url: str) -> None:
+    """Drop a cached object size (the object was just rewritten)."""
+    _SIZES.pop(url, None)
 
 PERMANENT = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
 
@@ -88,7 +94,7 @@ class ResilientFile(io.RawIOBase):
         self._fs, self._path = self._call(lambda: fsspec.core.url_to_fs(url, **storage_options))
         self._f = None
         self.size: int | None = None
-        self._f = self._call(self._open)
+        self._f = self._call(self._open, reopen=False)
 
     def _open(self):
         if hasattr(self._fs, "_call_s3"):  # s3fs: stream from the exact byte
@@ -114,8 +120,9 @@ class ResilientFile(io.RawIOBase):
             f.seek(self.pos)
         return f
 
-    def _call(self, fn):
-        """Run ``fn`` with retries; reopen at ``self.pos`` between attempts."""
+    def _call(self, fn, reopen: bool = True):
+        """Run ``fn`` with retries; reopen at ``self.pos`` between attempts (not when ``fn`` is
+        the open itself: that would leave one stream open per retry)."""
         attempt = 0
         while True:
             try:
@@ -133,7 +140,8 @@ class ResilientFile(io.RawIOBase):
                         f"{type(exc).__name__}: {exc} (source.retry.max_attempts)", url=self.url,
                     ) from exc
                 time.sleep(self.policy.delay(attempt - 1, self._rng))
-                self._reopen()
+                if reopen:
+                    self._reopen()
 
     def _reopen(self) -> None:
         if self._f is not None:

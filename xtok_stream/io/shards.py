@@ -59,6 +59,9 @@ def encode_shard(samples: Iterable[dict[str, Any]]) -> tuple[bytes, int]:
 
 
 def put_atomic(url: str, data: bytes, storage_options: dict[str, Any] | None = None) -> None:
+    from .retry import forget_size
+
+    forget_size(url)  # a reader in this process must not trust the old object's size
     fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
     if "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
         fs.makedirs(os.path.dirname(path) or ".", exist_ok=True)

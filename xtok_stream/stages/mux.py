@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..errors import StateError
 from ..state import check_envelope, envelope
 
 
@@ -56,7 +57,10 @@ class LaneMux:
             lane = int(key)
             if lane not in self.lanes:
                 continue  # regrouped: another consumer owns it now
-            self.lanes[lane].load_state_dict(lane_state)
+            try:
+                self.lanes[lane].load_state_dict(lane_state)
+            except StateError as exc:
+                raise StateError(f"lanes.{lane}: {exc}") from exc
 
     def close(self) -> None:
         for s in self.lanes.values():
