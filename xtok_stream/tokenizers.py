@@ -115,6 +115,16 @@ def packaged_tokenizer_dir(name: str) -> Path:
 
 
 @functools.lru_cache(maxsize=16)
+def vocab_sha256(spec: str) -> str:
+    """Hash of the tokenizer's serialized form (vocab, merges, normalizer, specials): a local
+    folder whose contents changed under the same path gets another hash."""
+    import hashlib
+
+    blob = load_tokenizer(spec).backend_tokenizer.to_str()
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=16)
 def load_tokenizer(spec: str) -> Any:
     """Return an HF fast tokenizer for a hub name, a local folder, or ``pkg:NAME``.
 

@@ -64,7 +64,8 @@ def test_truncated_bodies_resume_at_the_broken_byte(s3, s3_shards):
         proxy.stop()
     assert len(keys) == 10
     assert COUNTERS["retries"] > 0  # s3fs gave up on some; our layer resumed them
-    starts = [int(r.split("=")[1].split("-")[0]) for _, r in proxy.gets if r]
+    assert all(r for _, r in proxy.gets[1:]), "a retry re-read the object without a Range"
+    starts = [int(r.split("=")[1].split("-")[0]) if r else 0 for _, r in proxy.gets]
     # each GET starts where the previous body broke (or at the same byte if nothing arrived)
     assert starts == sorted(starts) and len(set(starts)) > 3
 

@@ -120,3 +120,21 @@ def test_forever_with_idle_consumers_is_an_error(local_shards):
     shards, _ = local_shards
     with pytest.raises(ConfigError, match="never yield"):
         Loader(config(shards[:2], epochs=None, num_workers=3))
+
+
+def test_a_changed_tokenizer_under_the_same_path_is_refused(local_shards, tmp_path, qwen2):
+    """States fingerprint tokenizers by content: a local folder rewritten in place is caught."""
+    shards, _ = local_shards
+    from xtok_stream.tokenizers import load_tokenizer, vocab_sha256
+
+    folder = tmp_path / "tok"
+    qwen2.save_pretrained(str(folder))
+    cfg = config(shards, student={"tokenizer": str(folder), "seq_len": 250})
+    _, states = run(Loader(cfg), limit=1)
+    tok = load_tokenizer(str(folder))
+    tok.add_tokens(["<brand-new-token>"])
+    tok.save_pretrained(str(folder))
+    load_tokenizer.cache_clear()
+    vocab_sha256.cache_clear()
+    with pytest.raises(StateError, match=r"tokenizer_sha256\."):
+        Loader(cfg).load_state_dict(states[-1])

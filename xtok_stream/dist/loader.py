@@ -39,6 +39,7 @@ from ..io.retry import COUNTERS
 from ..io.urls import ARROW_SUFFIXES, SHARD_SUFFIXES, expand_urls
 from ..pipeline import build_consumer
 from ..state import check_envelope, diff_fields, fingerprint
+from ..tokenizers import vocab_sha256
 from .lanes import consumer_index, consumer_lanes, num_consumers
 
 log = logging.getLogger(__name__)
@@ -135,9 +136,12 @@ class Loader:
         self._group = None
         if self._sync:
             self._group = None if dist.get_backend() == "gloo" else dist.new_group(backend="gloo")
-        self._fingerprint = fingerprint(
-            {"config": config.stream_shape(), "shards": self.shards}
-        )
+        # tokenizers by content, not only by name (a local folder can change under its path)
+        self._shape = dict(config.stream_shape(), tokenizer_sha256={
+            spec: vocab_sha256(spec)
+            for spec in [config.student.tokenizer, *(t.tokenizer for t in config.teachers)]
+        })
+        self._fingerprint = fingerprint({"config": self._shape, "shards": self.shards})
         self.reset()
 
     def reset(self) -> None:
@@ -242,7 +246,7 @@ class Loader:
         return {
             "kind": KIND, "v": VERSION,
             "fingerprint": self._fingerprint,
-            "config": self.config.stream_shape(),
+            "config": self._shape,
             "shards": {"count": len(self.shards), "fingerprint": fingerprint(self.shards)},
             "topology": {"world_size": self.world_size, "num_workers": self.config.num_workers},
             "step": self._step,
@@ -266,7 +270,7 @@ class Loader:
         """Restore a (local or global) state; any topology may load it."""
         check_envelope(state, KIND, VERSION, ("fingerprint", "config", "shards", "lanes", "ranks"))
         if state["fingerprint"] != self._fingerprint:
-            diffs = diff_fields(state["config"], self.config.stream_shape())
+            diffs = diff_fields(state["config"], self._shape)
             if state["shards"]["fingerprint"] != fingerprint(self.shards):
                 diffs.append(
                     f"shards: saved {state['shards']['count']} shards != now {len(self.shards)} "

@@ -18,23 +18,14 @@ the first sample of each shard and in ``precompute.json``. A mismatch is a
 
 from __future__ import annotations
 
-import functools
-import hashlib
 from collections.abc import Mapping
 
 from ..config import PipelineConfig
 from ..errors import ConfigError
 from ..state import diff_fields, fingerprint
-from ..tokenizers import load_tokenizer
+from ..tokenizers import vocab_sha256
 
 SPEC_VERSION = 1
-
-
-@functools.lru_cache(maxsize=16)
-def vocab_sha256(spec: str) -> str:
-    """Hash of the tokenizer's serialized form (vocab, merges, normalizer, specials)."""
-    blob = load_tokenizer(spec).backend_tokenizer.to_str()
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def pipeline_spec(config: PipelineConfig) -> dict:
