@@ -4,6 +4,10 @@ Each draw takes slot ``draw(seed, lane, counter) % len(buffer)``, swaps the last
 its place and refills from the source. The cursor is ``{"counter", "buffer": [[epoch, slot,
 offset], ...], "source": ...}``: restoring re-fetches each buffered document with one range request
 (``DocumentReader.fetch``), so a 1,000-document buffer costs ~16 KB of state, not its text.
+
+The windows of a huge document read in parts (``on_bad_data.huge_document: split``) are not
+buffered: they pass straight through, in order, when the fill meets them (a window has no
+re-fetch position of its own, and a document's parts must stay in order).
 """
 
 from __future__ import annotations
