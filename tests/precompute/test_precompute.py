@@ -219,3 +219,20 @@ def test_rerun_into_the_same_folder_leaves_no_stale_shards(local_shards, tmp_pat
     remaining = sorted(str(p) for p in tmp_path.glob("lane*.tar"))
     with pytest.raises(ConfigError, match="mixes runs or lost a shard"):
         list(build_precomputed_lane(pre, remaining, 0))
+
+
+def test_unreadable_sample_names_shard_and_key(made, tmp_path):
+    from xtok_stream.errors import DecodeError
+    from xtok_stream.io.shards import encode_shard
+    from xtok_stream.io.tar import iter_samples
+
+    _, pre, out = made
+    url = lane_urls(sorted(str(p) for p in out.glob("lane*.tar")), 0)[0]
+    samples = [dict({"__key__": s.key}, **s.files) for s in iter_samples(url, {})]
+    samples[0]["pieces.json"] = b"{not json"
+    data, _ = encode_shard(samples)
+    bad = tmp_path / "lane0000-000000.tar"
+    bad.write_bytes(data)
+    with pytest.raises(DecodeError) as e:
+        next(build_precomputed_lane(pre, [str(bad)], 0))
+    assert "lane0000-000000.tar" in str(e.value) and "key=lane0000-00000000" in str(e.value)

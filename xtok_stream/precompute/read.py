@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..config import PipelineConfig, RetryConfig
-from ..errors import ConfigError, DecodeError
+from ..errors import ConfigError, DecodeError, XtokError
 from ..io.retry import RetryPolicy
 from ..io.tar import TarSample, iter_samples, read_sample_at
 from ..records import PackedSequence, Piece
@@ -142,6 +142,16 @@ class PrecomputedReader:
         return raw
 
     def _decode(self, sample: TarSample, url: str) -> PackedSequence:
+        try:
+            return self._decode_members(sample, url)
+        except XtokError:
+            raise
+        except (ValueError, KeyError, TypeError) as exc:  # bad JSON / npy / missing key
+            raise DecodeError(f"unreadable precomputed sample: {type(exc).__name__}: {exc}",
+                              url=url, key=sample.key, field="meta.json|pieces.json|*.npy"
+                              ) from exc
+
+    def _decode_members(self, sample: TarSample, url: str) -> PackedSequence:
         meta = json.loads(self._member(sample, "meta.json", url))
         if meta.get("fingerprint") != self._fp:
             self._mismatch(url, meta)
