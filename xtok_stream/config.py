@@ -16,6 +16,7 @@ from pydantic import (
 )
 
 from .errors import ConfigError
+from .state import fingerprint
 
 
 class _Frozen(BaseModel):
@@ -155,7 +156,7 @@ class PipelineConfig(_Frozen):
         """The fields that decide the token stream (fingerprinted into saved states)."""
         return {
             # the URL list can be long (1,000s of shards): states keep its hash only
-            "source": {"urls": _digest(list(self.source.urls)), "text_field": self.source.text_field,
+            "source": {"urls": fingerprint(list(self.source.urls)), "text_field": self.source.text_field,
                        "format": self.source.format,
                        "val_split": self.source.val_split, "split": self.source.split,
                        "on_bad_data": self.source.on_bad_data.model_dump()},
@@ -168,13 +169,6 @@ class PipelineConfig(_Frozen):
             "num_lanes": self.num_lanes,
             "shuffle": self.shuffle.model_dump(),
         }
-
-
-def _digest(obj: Any) -> str:
-    import hashlib
-    import json
-
-    return hashlib.sha256(json.dumps(obj).encode()).hexdigest()[:16]
 
 
 def _set_dotted(tree: dict, dotted: str, value: Any) -> None:

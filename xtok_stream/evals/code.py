@@ -31,6 +31,7 @@ Records (upstream field names)::
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import DecodeError
@@ -50,34 +51,40 @@ def _meta(row: dict, url: str, location: str, solution: str | None) -> dict[str,
     return meta
 
 
-def _unique(records: list[EvalRecord], rec: EvalRecord, seen: set[str], url: str, loc: str):
-    if rec.task_id in seen:
-        raise DecodeError(f"{loc}: duplicate task_id {rec.task_id!r}", url=url, key=loc,
-                          field="task_id")
-    seen.add(rec.task_id)
-    records.append(rec)
-
-
-def humaneval_plus(path: str, *, storage_options: dict | None = None,
-                   limit: int | None = None) -> list[EvalRecord]:
-    """HumanEval+ (or plain OpenAI HumanEval) records, in file order, from a file/folder/glob."""
+def _collect(path: str, storage_options: dict | None, limit: int | None,
+             make: Callable[[dict, str, str], EvalRecord]) -> list[EvalRecord]:
+    """Records of every row of every file under ``path``, in order, ``make(row, url, loc)``
+    building each; a repeated task_id is an error naming the file and line/row."""
     out: list[EvalRecord] = []
     seen: set[str] = set()
     for url in expand(path, storage_options):
         for loc, row in iter_rows(url, storage_options):
             if limit is not None and len(out) >= limit:
                 return out
-            task_id = require(row, "task_id", url, loc, (str, int))
-            rec = EvalRecord(
-                task_id=str(task_id),
-                benchmark="humaneval_plus",
-                prompt=require(row, "prompt", url, loc),
-                entry_point=require(row, "entry_point", url, loc),
-                test=require(row, "test", url, loc),
-                metadata=_meta(row, url, loc, optional(row, "canonical_solution", url, loc)),
-            )
-            _unique(out, rec, seen, url, loc)
+            rec = make(row, url, loc)
+            if rec.task_id in seen:
+                raise DecodeError(f"{loc}: duplicate task_id {rec.task_id!r}", url=url, key=loc,
+                                  field="task_id")
+            seen.add(rec.task_id)
+            out.append(rec)
     return out
+
+
+def humaneval_plus(path: str, *, storage_options: dict | None = None,
+                   limit: int | None = None) -> list[EvalRecord]:
+    """HumanEval+ (or plain OpenAI HumanEval) records, in file order, from a file/folder/glob."""
+
+    def make(row: dict, url: str, loc: str) -> EvalRecord:
+        return EvalRecord(
+            task_id=str(require(row, "task_id", url, loc, (str, int))),
+            benchmark="humaneval_plus",
+            prompt=require(row, "prompt", url, loc),
+            entry_point=require(row, "entry_point", url, loc),
+            test=require(row, "test", url, loc),
+            metadata=_meta(row, url, loc, optional(row, "canonical_solution", url, loc)),
+        )
+
+    return _collect(path, storage_options, limit, make)
 
 
 def _mbpp_id(value: Any) -> str:
@@ -126,22 +133,18 @@ def _mbpp_prompt(row: dict, tests: list[str], url: str, loc: str) -> str:
 def mbpp_plus(path: str, *, storage_options: dict | None = None,
               limit: int | None = None) -> list[EvalRecord]:
     """MBPP+ records (EvalPlus JSONL(.gz) or the Hugging Face Parquet), in file order."""
-    out: list[EvalRecord] = []
-    seen: set[str] = set()
-    for url in expand(path, storage_options):
-        for loc, row in iter_rows(url, storage_options):
-            if limit is not None and len(out) >= limit:
-                return out
-            task_id = _mbpp_id(require(row, "task_id", url, loc, (str, int)))
-            solution = optional(row, "canonical_solution", url, loc) or optional(row, "code", url, loc)
-            test, base = _mbpp_tests(row, url, loc)
-            rec = EvalRecord(
-                task_id=task_id,
-                benchmark="mbpp_plus",
-                prompt=_mbpp_prompt(row, base, url, loc),
-                entry_point=_entry_point(row, solution, base, url, loc),
-                test=test,
-                metadata={**_meta(row, url, loc, solution), "test_list": base},
-            )
-            _unique(out, rec, seen, url, loc)
-    return out
+
+    def make(row: dict, url: str, loc: str) -> EvalRecord:
+        task_id = _mbpp_id(require(row, "task_id", url, loc, (str, int)))
+        solution = optional(row, "canonical_solution", url, loc) or optional(row, "code", url, loc)
+        test, base = _mbpp_tests(row, url, loc)
+        return EvalRecord(
+            task_id=task_id,
+            benchmark="mbpp_plus",
+            prompt=_mbpp_prompt(row, base, url, loc),
+            entry_point=_entry_point(row, solution, base, url, loc),
+            test=test,
+            metadata={**_meta(row, url, loc, solution), "test_list": base},
+        )
+
+    return _collect(path, storage_options, limit, make)
