@@ -5,8 +5,12 @@ Each record becomes one sample ``{key}.txt``; the key is the ``--id-field`` valu
 (see ``io.shards.safe_key``) or ``{file stem}-{row:08d}``. The conversion is planned first
 (``xtok_stream.convert.plan``), so the same inputs and options give byte-identical shards
 whatever the engine (``--engine local|ray``, or an array job with ``--task-index/--task-count``
-followed by ``--finalize``). A re-run skips shards that are already complete. See
-docs/convert.md.
+followed by ``--finalize``). A re-run skips shards that are already complete.
+
+The convert owns ``--out``: while it runs, another convert of other inputs or options is refused
+(lock ``{out}/_xtok/lock.json`` naming its owner; ``--break-lock`` takes over a dead one), and
+once its ``manifest.json`` is written every ``*.tar`` there that the manifest does not list is
+deleted. See docs/convert.md.
 """
 
 from __future__ import annotations
@@ -20,7 +24,12 @@ HELP = "convert Parquet/Arrow/JSONL/HF-disk datasets into tar shards"
 def add_arguments(p) -> None:
     p.add_argument("inputs", nargs="+",
                    help="input files, folders or URLs (globs and {a..b} ranges allowed)")
-    p.add_argument("--out", required=True, help="output URL prefix (folder), e.g. s3://b/shards")
+    p.add_argument("--out", required=True,
+                   help="output URL prefix (folder), e.g. s3://b/shards. The convert owns it: a "
+                        "second convert with other inputs/options is refused while this one "
+                        "holds {out}/_xtok/lock.json, and *.tar shards that the new "
+                        "manifest.json does not list are deleted; a folder with files xtok did "
+                        "not write is refused")
     p.add_argument("--text-field", default="text")
     p.add_argument("--id-field", default=None,
                    help="column holding a unique document id (default key: {file stem}-{row})")
@@ -48,6 +57,9 @@ def add_arguments(p) -> None:
                    help="only write the plan ({out}/_xtok/plan.json), e.g. before an array job")
     p.add_argument("--verify", action="store_true",
                    help="re-hash complete shards before skipping them (default: size check)")
+    p.add_argument("--break-lock", action="store_true",
+                   help="take over {out}/_xtok/lock.json held by another convert that is known "
+                        "to be dead (a dead one on this host is taken over without it)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--shard-delay-s", type=float, default=0.0, help=argparse.SUPPRESS)
     p.add_argument("--precompute", default=None, metavar="PIPELINE.yaml",
@@ -73,7 +85,8 @@ def main(args) -> int:
     s = convert(args.inputs, args.out, cfg, storage_options=storage_options(args.storage_option),
                 engine=args.engine, workers=args.workers, ray_address=args.ray_address, slot=slot,
                 finalize=args.finalize, verify=args.verify, plan_only=args.plan_only,
-                progress=not args.no_progress, shard_delay_s=args.shard_delay_s)
+                progress=not args.no_progress, shard_delay_s=args.shard_delay_s,
+                break_lock=args.break_lock)
     if args.plan_only:
         print(f"planned {s.planned_shards} shards for {args.out} in {s.seconds:.1f}s "
               f"({args.out.rstrip('/')}/_xtok/plan.json)")

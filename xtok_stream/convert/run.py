@@ -5,18 +5,19 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import fsspec
 
 from ..errors import SourceError, XtokError
-from ..io.records_in import list_inputs
+from ..io.records_in import InputFile, list_inputs
 from ..io.shards import put_atomic
+from . import own
 from .engines import owned, run_tasks
-from .manifest import build_manifest, collect, write_manifest
+from .manifest import MANIFEST, build_manifest, collect, write_manifest
 from .plan import ConvertConfig, Plan, make_plan, plan_id, scan_file
-from .write import ShardTask, run_shard
+from .write import MARKERS, ShardTask, run_shard
 
 PLAN_FILE = "_xtok/plan.json"
 
@@ -51,15 +52,23 @@ def _scan_task(args) -> tuple[int, Any]:
         return i, str(exc)
 
 
-def get_plan(inputs_spec: list[str], out: str, cfg: ConvertConfig, opts: dict[str, Any], *,
-             engine: str = "local", workers: int | None = None, ray_address: str | None = None,
-             progress: bool = True, cache: bool = True) -> Plan:
-    """The plan for these inputs and config: loaded from ``{out}/_xtok/plan.json`` when it was
-    made for the same ``plan_id``, otherwise scanned (one engine task per input) and cached."""
+def list_planned(inputs_spec: list[str], cfg: ConvertConfig,
+                 opts: dict[str, Any]) -> tuple[list[InputFile], str]:
+    """The listed inputs and their ``plan_id``."""
     inputs = list_inputs(inputs_spec, opts, cfg.split)
     if not inputs:
         raise SourceError("no inputs", url=", ".join(inputs_spec))
-    pid = plan_id(cfg, inputs)
+    return inputs, plan_id(cfg, inputs)
+
+
+def get_plan(inputs_spec: list[str], out: str, cfg: ConvertConfig, opts: dict[str, Any], *,
+             engine: str = "local", workers: int | None = None, ray_address: str | None = None,
+             progress: bool = True, cache: bool = True,
+             listed: tuple[list[InputFile], str] | None = None) -> Plan:
+    """The plan for these inputs and config: loaded from ``{out}/_xtok/plan.json`` when it was
+    made for the same ``plan_id``, otherwise scanned (one engine task per input) and cached.
+    ``listed``: what ``list_planned`` returned, to list the inputs only once."""
+    inputs, pid = listed or list_planned(inputs_spec, cfg, opts)
     cache_url = f"{out.rstrip('/')}/{PLAN_FILE}"
     if cache:
         try:
@@ -67,7 +76,8 @@ def get_plan(inputs_spec: list[str], out: str, cfg: ConvertConfig, opts: dict[st
                 plan = Plan.from_json(f.read())
             if plan.plan_id == pid:
                 return plan
-        except (FileNotFoundError, ValueError, KeyError, TypeError, SourceError):
+        except (FileNotFoundError, ValueError, KeyError, TypeError, AttributeError,
+                SourceError):
             pass
     from tqdm import tqdm
 
@@ -90,26 +100,56 @@ def convert(inputs: list[str], out: str, cfg: ConvertConfig, *,
             storage_options: dict[str, Any] | None = None, engine: str = "local",
             workers: int | None = None, ray_address: str | None = None,
             slot: tuple[int, int] | None = None, finalize: bool = False, verify: bool = False,
-            plan_only: bool = False, progress: bool = True, shard_delay_s: float = 0.0) -> Summary:
+            plan_only: bool = False, progress: bool = True, shard_delay_s: float = 0.0,
+            break_lock: bool = False) -> Summary:
     """Convert ``inputs`` into ``{out}/{prefix}-NNNNNN.tar`` + ``manifest.json``.
 
     ``slot=(index, count)``: array-job task, writes only shards ``k % count == index`` and no
     manifest. ``finalize``: write nothing but the manifest, after checking every shard.
     ``plan_only``: only make (and cache) the plan - run it once before an array job so the
-    tasks do not each scan the inputs."""
+    tasks do not each scan the inputs.
+
+    The run owns ``out`` (``convert.own``): a run of another plan holding its lock is refused
+    (``break_lock`` overrides), and shards the new manifest does not list are deleted."""
     opts = storage_options or {}
     t0 = time.perf_counter()
+    listed = list_planned(inputs, cfg, opts)
+    own.acquire(out, listed[1], asdict(cfg), opts, break_lock=break_lock)
+    whole = slot is None and not plan_only  # a run that ends by writing the manifest
+    try:
+        s = _convert(inputs, out, cfg, opts, listed, t0, engine=engine, workers=workers,
+                     ray_address=ray_address, slot=slot, finalize=finalize, verify=verify,
+                     plan_only=plan_only, progress=progress, shard_delay_s=shard_delay_s)
+    except BaseException:
+        if whole and not finalize:  # an array job's lock stays for its other tasks
+            own.release(out, listed[1], opts)
+        raise
+    if whole:
+        own.release(out, listed[1], opts)
+    return s
+
+
+def _finish(out: str, plan: Plan, results: dict[str, dict], opts: dict[str, Any]) -> dict:
+    """Manifest, then delete what it does not list."""
+    man = build_manifest(plan, results)
+    own.check(out, plan.plan_id, opts)
+    write_manifest(out, man, opts)
+    own.remove_unlisted(out, [s["name"] for s in plan.shards], opts, MARKERS)
+    return man
+
+
+def _convert(inputs, out, cfg, opts, listed, t0, *, engine, workers, ray_address, slot,
+             finalize, verify, plan_only, progress, shard_delay_s) -> Summary:
     plan = get_plan(inputs, out, cfg, opts, engine=engine, workers=workers,
-                    ray_address=ray_address, progress=progress)
+                    ray_address=ray_address, progress=progress, listed=listed)
+    own.drop_stale_manifest(out, plan.plan_id, opts)
     n_planned = len(plan.shards)
     if plan_only:
         return Summary(0, 0, 0, 0, 0, time.perf_counter() - t0, n_planned, None)
     if finalize:
-        results = collect(out, plan, opts, verify)
-        man = build_manifest(plan, results)
-        url = write_manifest(out, man, opts)
+        man = _finish(out, plan, collect(out, plan, opts, verify), opts)
         return Summary(n_planned, 0, n_planned, man["total_samples"], man["total_bytes"],
-                       time.perf_counter() - t0, n_planned, url)
+                       time.perf_counter() - t0, n_planned, f"{out.rstrip('/')}/{MANIFEST}")
 
     mine = owned(n_planned, slot)
     tasks = []
@@ -138,6 +178,7 @@ def convert(inputs: list[str], out: str, cfg: ConvertConfig, *,
                                 f"{len(results)}/{len(tasks)} shards", refresh=False)
     url = None
     if slot is None:
-        url = write_manifest(out, build_manifest(plan, results), opts)
+        _finish(out, plan, results, opts)
+        url = f"{out.rstrip('/')}/{MANIFEST}"
     return Summary(len(tasks), written, len(tasks) - written, total, nbytes,
                    time.perf_counter() - t0, n_planned, url)

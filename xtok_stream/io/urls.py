@@ -3,10 +3,13 @@
 ``s3://bucket/c4/shard-{0000..0099}.tar`` expands locally (no listing); a glob
 (``gs://b/c4/*.tar``) or a prefix ending in ``/`` is listed once, in the main process, and the
 sorted result is what every rank and worker uses (the list is fingerprinted into saved states).
+A prefix holding an ``xtok convert`` ``manifest.json`` expands to exactly the manifest's shards,
+in its order (whatever else lies there is not read).
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import fsspec
@@ -23,6 +26,22 @@ def _join(protocol: str | tuple, path: str) -> str:
     return path if proto in ("file", "local") else f"{proto}://{path}"
 
 
+def _manifest_shards(fs, path: str, url: str) -> list[str] | None:
+    """The shard paths a ``manifest.json`` at the prefix lists, or None when there is none."""
+    root = path.rstrip("/")
+    try:
+        man = json.loads(fs.cat_file(f"{root}/manifest.json"))
+    except FileNotFoundError:
+        return None
+    except ValueError as exc:
+        raise SourceError(f"manifest.json is not JSON: {exc}", url=f"{url}manifest.json") from exc
+    try:
+        return [f"{root}/{s['name']}" for s in man["shards"]]
+    except (KeyError, TypeError) as exc:
+        raise SourceError("manifest.json has no shards[].name list (not an xtok convert "
+                          "manifest?)", url=f"{url}manifest.json") from exc
+
+
 def expand_urls(urls: list[str], storage_options: dict[str, Any] | None = None,
                 suffixes: tuple[str, ...] = SHARD_SUFFIXES) -> list[str]:
     """Expand braces, globs and prefixes into a list of shard URLs (order kept, deduplicated).
@@ -34,15 +53,21 @@ def expand_urls(urls: list[str], storage_options: dict[str, Any] | None = None,
             if any(ch in url for ch in "*?[") or url.endswith("/"):
                 try:
                     fs, path = fsspec.core.url_to_fs(url, **opts)
-                    if url.endswith("/"):
-                        found = [p for p in fs.find(path) if p.endswith(suffixes)]
+                    listed = (_manifest_shards(fs, path, url)
+                              if url.endswith("/") and ".tar" in suffixes else None)
+                    if listed is not None:
+                        found = listed
+                    elif url.endswith("/"):
+                        found = sorted(p for p in fs.find(path) if p.endswith(suffixes))
                     else:
-                        found = fs.glob(path)
+                        found = sorted(fs.glob(path))
+                except SourceError:
+                    raise
                 except Exception as exc:  # noqa: BLE001 - any backend error, named below
                     raise SourceError(f"cannot list shards: {exc}", url=url) from exc
                 if not found:
                     raise SourceError("no shards match (source.urls)", url=url)
-                out.extend(_join(fs.protocol, p) for p in sorted(found))
+                out.extend(_join(fs.protocol, p) for p in found)
             else:
                 out.append(url)
     seen: set[str] = set()
