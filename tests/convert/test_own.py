@@ -1,0 +1,117 @@
+"""A convert owns its --out: a second writer of another plan is refused, a re-run with other
+options leaves only its own shards, and a prefix with a manifest streams exactly those."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+
+import pytest
+
+from xtok_stream.convert import ConvertConfig, convert
+from xtok_stream.errors import SourceError
+from xtok_stream.io.urls import expand_urls
+
+
+def xtok(*args):
+    return [sys.executable, "-m", "xtok_stream", "convert", *args, "--no-progress"]
+
+
+def members(urls) -> list[str]:
+    names = []
+    for u in urls:
+        with tarfile.open(u) as t:
+            names += t.getnames()
+    return names
+
+
+def test_second_writer_is_refused(inputs, tmp_path):
+    out = tmp_path / "out"
+    src = str(inputs["jsonl.gz"])
+    first = subprocess.Popen(xtok(src, "--out", str(out), "--id-field", "id",
+                                  "--samples-per-shard", "8", "--workers", "1",
+                                  "--shard-delay-s", "0.1"),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not (out / "_xtok" / "lock.json").exists():
+        time.sleep(0.02)
+    second = subprocess.run(xtok(src, "--out", str(out), "--id-field", "id",
+                                 "--samples-per-shard", "10"), capture_output=True, text=True)
+    _, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    assert second.returncode != 0
+    assert "owned by another convert" in second.stderr and f"pid {first.pid}" in second.stderr
+    assert "--break-lock" in second.stderr and "samples_per_shard': 8" in second.stderr
+    assert "Traceback" not in second.stderr
+    man = json.loads((out / "manifest.json").read_text())
+    for s in man["shards"]:
+        assert hashlib.sha256((out / s["name"]).read_bytes()).hexdigest() == s["sha256"]
+    assert len(members(expand_urls([f"{out}/"]))) == 160
+    assert not (out / "_xtok" / "lock.json").exists()  # released at the end
+
+
+def _lock(out, host, pid, plan="other"):
+    (out / "_xtok").mkdir(parents=True, exist_ok=True)
+    (out / "_xtok" / "lock.json").write_text(json.dumps(
+        {"plan_id": plan, "config": {"prefix": "x"},
+         "owner": {"host": host, "pid": pid, "started": "2026-01-01T00:00:00Z"}}))
+
+
+def test_stale_lock(inputs, tmp_path):
+    out = tmp_path / "out"
+    cfg = ConvertConfig(samples_per_shard=50)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    _lock(out, socket.gethostname(), dead.pid)  # this host, process gone: taken over
+    s = convert([str(inputs["parquet"])], str(out), cfg, workers=1, progress=False)
+    assert s.written == 4
+    _lock(out, "elsewhere", os.getpid())  # another host: cannot tell, so refused
+    cfg2 = ConvertConfig(samples_per_shard=60)
+    with pytest.raises(SourceError, match="host elsewhere.*--break-lock"):
+        convert([str(inputs["parquet"])], str(out), cfg2, workers=1, progress=False)
+    s = convert([str(inputs["parquet"])], str(out), cfg2, workers=1, progress=False,
+                break_lock=True)
+    assert s.written == 3
+
+
+def test_rerun_with_other_options_leaves_only_its_shards(inputs, tmp_path):
+    out = tmp_path / "out"
+    src = [str(inputs["parquet"])]
+    convert(src, str(out), ConvertConfig(samples_per_shard=8), workers=1, progress=False)
+    convert(src, str(out), ConvertConfig(samples_per_shard=8, prefix="old"), workers=1,
+            progress=False)
+    (out / "shard-000001.tar.tmp-999").write_bytes(b"half")
+    convert(src, str(out), ConvertConfig(samples_per_shard=40), workers=1, progress=False)
+    assert sorted(p.name for p in out.iterdir() if p.is_file()) == [
+        "manifest.json"] + [f"shard-{k:06d}.tar" for k in range(4)]
+    assert sorted(p.name for p in (out / "_xtok" / "done").iterdir()) == [
+        f"shard-{k:06d}.tar.json" for k in range(4)]
+    assert len(members(expand_urls([f"{out}/"]))) == 160
+
+
+def test_prefix_with_manifest_streams_exactly_its_shards(inputs, tmp_path):
+    out = tmp_path / "out"
+    convert([str(inputs["parquet"])], str(out), ConvertConfig(samples_per_shard=40), workers=1,
+            progress=False)
+    (out / "zz-extra.tar").write_bytes((out / "shard-000000.tar").read_bytes())
+    (out / "sub").mkdir()
+    (out / "sub" / "more.tar").write_bytes((out / "shard-000001.tar").read_bytes())
+    assert expand_urls([f"{out}/"]) == [str(out / f"shard-{k:06d}.tar") for k in range(4)]
+    (out / "manifest.json").write_text('{"shards": 3}')
+    with pytest.raises(SourceError, match="manifest.json"):
+        expand_urls([f"{out}/"])
+
+
+def test_foreign_folder_is_refused(inputs, tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.tar").write_bytes(b"precious")
+    with pytest.raises(SourceError, match="did not write.*notes.tar"):
+        convert([str(inputs["parquet"])], str(out), ConvertConfig(), workers=1, progress=False)
+    assert (out / "notes.tar").read_bytes() == b"precious"
