@@ -39,7 +39,11 @@ def add_arguments(p) -> None:
     size.add_argument("--samples-per-shard", type=int, default=None, help="default 1000")
     size.add_argument("--shard-size-mb", type=float, default=None,
                       help="cut a shard at the first sample that makes it reach this size")
-    p.add_argument("--prefix", default="shard", help="shard file name prefix")
+    p.add_argument("--prefix", default="shard",
+                   help="shard file name prefix (a plain name: letters, digits, . _ -)")
+    p.add_argument("--max-record-mb", type=float, default=None,
+                   help="largest JSONL line (one record) accepted, in MB (default 256); a longer "
+                        "one is an error naming its file and line")
     p.add_argument("--storage-option", action="append", default=[], metavar="K=V",
                    help="fsspec option for inputs and output (repeatable)")
     p.add_argument("--engine", choices=("local", "ray"), default="local")
@@ -79,7 +83,9 @@ def main(args) -> int:
 
     cfg = ConvertConfig(text_field=args.text_field, id_field=args.id_field,
                         min_chars=args.min_chars, samples_per_shard=args.samples_per_shard,
-                        shard_size_mb=args.shard_size_mb, prefix=args.prefix, split=args.split)
+                        shard_size_mb=args.shard_size_mb, prefix=args.prefix, split=args.split,
+                        **({} if args.max_record_mb is None
+                           else {"max_record_mb": args.max_record_mb}))
     slot = None if args.finalize else task_slot(args.task_index, args.task_count, args.array,
                                                 os.environ)
     s = convert(args.inputs, args.out, cfg, storage_options=storage_options(args.storage_option),

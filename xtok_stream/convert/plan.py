@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -38,10 +39,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..errors import ConfigError, DecodeError, SourceError
-from ..io.records_in import InputFile, _open, check_record, default_key, iter_lines, iter_rows
+from ..io.records_in import (MAX_RECORD_MB, READ_ERRORS, InputFile, _open, check_id,
+                              check_record, default_key, iter_lines, iter_rows, read_error)
 from ..io.shards import safe_key, shard_name
 
 PLAN_VERSION = 1
+_PREFIX = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
 
 
 @dataclass(frozen=True)
@@ -55,8 +58,15 @@ class ConvertConfig:
     shard_size_mb: float | None = None
     prefix: str = "shard"
     split: str | None = None
+    max_record_mb: float = MAX_RECORD_MB  # bound on one JSONL line; a longer one is an error
 
     def __post_init__(self):
+        if not _PREFIX.fullmatch(self.prefix):
+            raise ConfigError(f"--prefix {self.prefix!r} is not a plain file name (letters, "
+                              "digits, '.', '_', '-'; not starting with '.'): shards are written "
+                              "directly under --out")
+        if not self.max_record_mb > 0:
+            raise ConfigError(f"--max-record-mb must be > 0, got {self.max_record_mb}")
         if self.samples_per_shard is not None and self.shard_size_mb is not None:
             raise ConfigError("give --samples-per-shard or --shard-size-mb, not both")
         if self.samples_per_shard is not None and self.samples_per_shard < 1:
@@ -106,7 +116,17 @@ def _needs(cfg: ConvertConfig) -> tuple[bool, bool]:
 
 
 def scan_file(inp: InputFile, cfg: ConvertConfig, storage_options: dict[str, Any]) -> FileScan:
-    """Planning facts of one input (runs as an engine task)."""
+    """Planning facts of one input (runs as an engine task); a corrupt or truncated input
+    raises SourceError naming it."""
+    try:
+        return _scan(inp, cfg, storage_options)
+    except READ_ERRORS as exc:
+        if isinstance(exc, SourceError):
+            raise
+        raise read_error(inp, exc) from exc
+
+
+def _scan(inp: InputFile, cfg: ConvertConfig, storage_options: dict[str, Any]) -> FileScan:
     need_text, need_id = _needs(cfg)
     if inp.fmt == "jsonl":
         return _scan_jsonl(inp, cfg, storage_options, need_text, need_id)
@@ -119,6 +139,11 @@ def scan_file(inp: InputFile, cfg: ConvertConfig, storage_options: dict[str, Any
         if need_id:
             ids.extend(batch.column(cfg.id_field).to_pylist())
     rows = sum(len(t) for t in texts) if need_text else len(ids)
+    for row, v in enumerate(ids):  # before the sizes, which encode the ids as keys
+        if v is None:
+            raise DecodeError(f"row {row}: record has no '{cfg.id_field}' (set --id-field)",
+                              url=inp.url, key=f"row {row}", field=cfg.id_field)
+        check_id(inp.url, f"row {row}", str(v), cfg.id_field)
     keep = sizes = hashes = None
     if need_text:
         col = pa.chunked_array(texts, type=texts[0].type if texts else pa.string())
@@ -135,10 +160,6 @@ def scan_file(inp: InputFile, cfg: ConvertConfig, storage_options: dict[str, Any
             nbytes = pc.binary_length(col).to_numpy(zero_copy_only=False).astype(np.int64)
             sizes = _sizes(inp, cfg, nbytes, ids, keep)
     if need_id:
-        for row, v in enumerate(ids):
-            if v is None:
-                raise DecodeError(f"row {row}: record has no '{cfg.id_field}' (set --id-field)",
-                                  url=inp.url, key=f"row {row}", field=cfg.id_field)
         kept_ids = ids if keep is None else [ids[i] for i in keep]
         hashes = np.fromiter((_id_hash(str(v)) for v in kept_ids), np.uint64, len(kept_ids))
     kept = rows if keep is None else len(keep)
@@ -199,7 +220,8 @@ def _scan_jsonl(inp, cfg, opts, need_text, need_id) -> FileScan:
     parse = need_text or need_id
     keylen0 = len(default_key(inp.stem, 0))
     with _open(inp, opts) as f:
-        for line_no, raw in enumerate(iter_lines(f), 1):
+        for line_no, raw in enumerate(iter_lines(f, max_bytes=int(cfg.max_record_mb * 1e6),
+                                                 url=inp.url), 1):
             start, offset = offset, offset + len(raw)
             if not raw.strip():
                 continue

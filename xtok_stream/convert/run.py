@@ -157,8 +157,8 @@ def _convert(inputs, out, cfg, opts, listed, t0, *, engine, workers, ray_address
         spec = plan.shards[k]
         files = sorted({s[0] for s in spec["slices"]})
         tasks.append(ShardTask(out, plan.plan_id, spec, {f: plan.inputs[f] for f in files},
-                               cfg.text_field, cfg.id_field, cfg.min_chars, opts, verify,
-                               shard_delay_s))
+                               cfg.text_field, cfg.id_field, cfg.min_chars, opts,
+                               int(cfg.max_record_mb * 1e6), verify, shard_delay_s))
     from tqdm import tqdm
 
     results: dict[str, dict] = {}

@@ -45,16 +45,26 @@ class ShardTask:
     id_field: str | None
     min_chars: int
     storage_options: dict[str, Any]
+    max_record_bytes: int | None = None  # bound on one JSONL line (--max-record-mb)
     verify: bool = False        # re-hash a complete shard before skipping it
     delay_s: float = 0.0        # testing aid: sleep before writing (lets a test kill mid-run)
 
 
+_MARKER_TYPES = {"name": str, "samples": int, "bytes": int, "sha256": str, "plan_id": str}
+
+
 def read_marker(out: str, name: str, opts: dict[str, Any]) -> dict | None:
+    """The shard's done marker, or None when it is absent, not JSON or not of the marker's
+    shape (a foreign or damaged file): the shard is then rewritten, never trusted."""
     try:
         with fsspec.open(marker_url(out, name), "rb", **opts) as f:
-            return json.loads(f.read())
+            marker = json.loads(f.read())
     except (FileNotFoundError, ValueError):
         return None
+    if not isinstance(marker, dict) or marker.get("name") != name or any(
+            type(marker.get(k)) is not t for k, t in _MARKER_TYPES.items()):
+        return None
+    return marker
 
 
 def is_complete(out: str, marker: dict | None, plan_id: str, opts: dict[str, Any],
@@ -85,7 +95,8 @@ def _samples(task: ShardTask):
     opts = task.storage_options
     for f, start, stop, offset, line in task.shard["slices"]:
         inp = task.inputs[f]
-        for row, where, rec in iter_rows(inp, cols, start, stop, opts, offset=offset, line=line):
+        for row, where, rec in iter_rows(inp, cols, start, stop, opts, offset=offset, line=line,
+                                         max_record_bytes=task.max_record_bytes):
             doc_id, text = check_record(inp.url, where, rec, task.text_field, task.id_field)
             if len(text) < task.min_chars:
                 continue

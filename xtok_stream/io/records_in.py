@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -100,7 +101,7 @@ def list_inputs(specs: list[str], storage_options: dict[str, Any] | None = None,
     for spec in specs:
         for url in braceexpand(spec):
             try:
-                fs, path = fsspec.core.url_to_fs(url, **opts)
+                fs, path = url_to_fs(url, opts)
                 if any(ch in url for ch in "*?["):
                     paths = sorted(fs.glob(path))
                     if not paths:
@@ -135,21 +136,85 @@ def list_inputs(specs: list[str], storage_options: dict[str, Any] | None = None,
 
 
 # -- reading ---------------------------------------------------------------------------------
+def _read_errors() -> tuple[type[BaseException], ...]:
+    """What a corrupt input raises while being read: Arrow's errors, OSError (gzip's
+    BadGzipFile), EOFError (a truncated .gz/.zst), zlib's and zstandard's errors."""
+    errs: list[type[BaseException]] = [pa.ArrowException, OSError, EOFError, zlib.error]
+    try:
+        import zstandard
+
+        errs.append(zstandard.ZstdError)
+    except ImportError:
+        pass
+    return tuple(errs)
+
+
+READ_ERRORS = _read_errors()
+
+
+def read_error(inp: InputFile, exc: BaseException) -> SourceError:
+    """The SourceError for a corrupt or truncated input (re-raise ours unchanged)."""
+    if isinstance(exc, SourceError):
+        return exc
+    if isinstance(exc, FileNotFoundError):
+        return SourceError("input not found", url=inp.url)
+    what = "compressed " if inp.url.lower().endswith((".gz", ".zst")) else ""
+    return SourceError(f"cannot read {what}{inp.fmt} input (corrupt or truncated?): "
+                       f"{type(exc).__name__}: {exc}", url=inp.url)
+
+
+def url_to_fs(url: str, opts: dict[str, Any]):
+    """``fsspec.core.url_to_fs`` with a SourceError for an unknown protocol or a missing
+    backend package (``gs://`` without gcsfs)."""
+    try:
+        return fsspec.core.url_to_fs(url, **opts)
+    except (ImportError, ValueError) as exc:
+        raise SourceError(f"cannot open this URL: {exc} (install the fsspec backend of its "
+                          "protocol, e.g. gcsfs for gs://, s3fs for s3://)", url=url) from exc
+
+
 def _open(inp: InputFile, opts: dict[str, Any]):
     return fsspec.open(inp.url, "rb", compression="infer" if inp.fmt == "jsonl" else None, **opts)
 
 
-def iter_lines(f, chunk: int = 1 << 20) -> Iterator[bytes]:
+MAX_RECORD_MB = 256.0  # default bound on one JSONL line (--max-record-mb)
+
+
+def iter_lines(f, chunk: int = 1 << 20, *, max_bytes: int | None = None, url: str = "",
+               first_line: int = 1) -> Iterator[bytes]:
     """Lines (with their newline) of a binary stream that may only support ``read`` (the zstd
-    reader has no ``readline``)."""
-    rest = b""
+    reader has no ``readline``). Linear in the input: a line spanning many chunks is joined
+    once, not re-concatenated per chunk. A line longer than ``max_bytes`` raises DecodeError
+    naming ``url`` and its line (counted from ``first_line``) before it is held in memory."""
+    limit = int(MAX_RECORD_MB * 1e6) if max_bytes is None else max_bytes
+    pieces: list[bytes] = []  # the unfinished line, across chunks
+    held, line = 0, first_line
+
+    def too_long(n: int) -> DecodeError:
+        return DecodeError(f"line {line}: a record of more than {limit:,} bytes ({n:,} so far); "
+                           "raise --max-record-mb to allow it", url=url, key=f"line {line}",
+                           field="<line>")
+
     while data := f.read(chunk):
-        parts = (rest + data).split(b"\n")
-        rest = parts.pop()
-        for part in parts:
-            yield part + b"\n"
-    if rest:
-        yield rest
+        parts = data.split(b"\n")
+        tail = parts.pop()
+        if parts:
+            if pieces:
+                pieces.append(parts[0])
+                parts[0] = b"".join(pieces)
+                pieces, held = [], 0
+            for part in parts:
+                if len(part) >= limit:
+                    raise too_long(len(part) + 1)
+                yield part + b"\n"
+                line += 1
+        if tail:
+            pieces.append(tail)
+            held += len(tail)
+            if held > limit:
+                raise too_long(held)
+    if pieces:
+        yield b"".join(pieces)
 
 
 def skip_to(f, offset: int) -> None:
@@ -203,10 +268,12 @@ def _check_columns(inp: InputFile, names: list[str], columns: list[str]) -> None
 
 def iter_rows(inp: InputFile, columns: list[str], start: int = 0, stop: int | None = None,
               storage_options: dict[str, Any] | None = None, *, offset: int | None = None,
-              line: int | None = None) -> Iterator[tuple[int, str, Any]]:
+              line: int | None = None,
+              max_record_bytes: int | None = None) -> Iterator[tuple[int, str, Any]]:
     """``(row, where, record)`` for rows ``[start, stop)`` of one input. For tables ``record``
     is a dict of ``columns``; for JSONL it is the parsed JSON value (a dict if well-formed).
-    ``offset``/``line``: byte offset and 1-based line number of row ``start`` (JSONL only)."""
+    ``offset``/``line``: byte offset and 1-based line number of row ``start`` (JSONL only);
+    ``max_record_bytes``: bound on one JSONL line (default ``MAX_RECORD_MB``)."""
     opts = storage_options or {}
     stop = float("inf") if stop is None else stop
     try:
@@ -216,7 +283,8 @@ def iter_rows(inp: InputFile, columns: list[str], start: int = 0, stop: int | No
                 if offset is not None:
                     skip_to(f, offset)
                     row, line_no = start, (line or 1) - 1
-                for raw in iter_lines(f):
+                for raw in iter_lines(f, max_bytes=max_record_bytes, url=inp.url,
+                                      first_line=line_no + 1):
                     line_no += 1
                     if not raw.strip():
                         continue
@@ -260,12 +328,10 @@ def iter_rows(inp: InputFile, columns: list[str], start: int = 0, stop: int | No
                 for i, values in enumerate(zip(*cols), start=row + lo):
                     yield i, f"row {i}", dict(zip(columns, values))
                 row += batch.num_rows
-    except FileNotFoundError as exc:
-        raise SourceError("input not found", url=inp.url) from exc
-    except (pa.ArrowInvalid, OSError) as exc:
+    except READ_ERRORS as exc:
         if isinstance(exc, SourceError):
             raise
-        raise SourceError(f"cannot read {inp.fmt}: {exc}", url=inp.url) from exc
+        raise read_error(inp, exc) from exc
 
 
 def check_record(url: str, where: str, rec: Any, text_field: str,
@@ -278,12 +344,33 @@ def check_record(url: str, where: str, rec: Any, text_field: str,
     if not isinstance(text, str):
         raise DecodeError(f"{where}: '{text_field}' is {type(text).__name__}, not text",
                           url=url, key=where, field=text_field)
+    _check_utf8(url, where, text, text_field)
     if id_field is not None:
         if rec.get(id_field) is None:
             raise DecodeError(f"{where}: record has no '{id_field}' (set --id-field)",
                               url=url, key=where, field=id_field)
-        return str(rec[id_field]), text
+        doc_id = str(rec[id_field])
+        check_id(url, where, doc_id, id_field)
+        return doc_id, text
     return None, text
+
+
+def check_id(url: str, where: str, doc_id: str, id_field: str) -> None:
+    """An id must be non-empty valid Unicode to become a tar key (``io.shards.safe_key``)."""
+    if not doc_id:
+        raise DecodeError(f"{where}: '{id_field}' is empty, so it cannot be a sample key (fix "
+                          "the row, or drop --id-field for {stem}-{row} keys)", url=url,
+                          key=where, field=id_field)
+    _check_utf8(url, where, doc_id, id_field)
+
+
+def _check_utf8(url: str, where: str, value: str, field: str) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:  # JSON's "\ud800" escapes decode to lone surrogates
+        raise DecodeError(f"{where}: '{field}' holds a lone surrogate "
+                          f"{value[exc.start:exc.end]!r} at char {exc.start}, not encodable as "
+                          "UTF-8 (fix the row)", url=url, key=where, field=field) from exc
 
 
 def default_key(stem: str, row: int) -> str:

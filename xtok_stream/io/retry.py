@@ -87,13 +87,18 @@ class _S3Stream:
 class ResilientFile(io.RawIOBase):
     def __init__(self, url: str, storage_options: dict[str, Any], offset: int = 0,
                  policy: RetryPolicy | None = None, block_size: int = 1 << 22):
+        self._f = None  # first: close() (also from __del__ after a failed __init__) needs it
+        self.size: int | None = None
         self.url, self.pos = url, offset
         self.policy = policy or RetryPolicy()
         self.block_size = block_size
         self._rng = random.Random(hash((url, offset)))  # jitter only; never shapes data
-        self._fs, self._path = self._call(lambda: fsspec.core.url_to_fs(url, **storage_options))
-        self._f = None
-        self.size: int | None = None
+        try:  # unknown protocol, missing backend (gs:// without gcsfs), bad options: permanent
+            self._fs, self._path = fsspec.core.url_to_fs(url, **storage_options)
+        except (ImportError, ValueError, TypeError) as exc:
+            raise SourceError(f"cannot open this URL: {type(exc).__name__}: {exc} (install the "
+                              "fsspec backend of its protocol, e.g. gcsfs for gs://; check "
+                              "source.storage_options)", url=url) from exc
         self._f = self._call(self._open, reopen=False)
 
     def _open(self):

@@ -11,9 +11,11 @@ multipart upload that only appears when completed) - a reader never sees half a 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
+import re
 import tarfile
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
@@ -21,6 +23,9 @@ from typing import Any
 from urllib.parse import quote
 
 import fsspec
+
+
+_BAD_SLASH = re.compile(r"^/|/$|/(?=/)")
 
 
 @dataclass(frozen=True)
@@ -35,9 +40,14 @@ def safe_key(doc_id: str) -> str:
     """A tar-safe sample key for an arbitrary id, reversible with ``urllib.parse.unquote``.
 
     webdataset splits a member name at the first dot of its basename, so ids with dots
-    (``guide.rst#3``) are percent-encoded; ``/`` is kept (it makes folders inside the tar).
+    (``guide.rst#3``) are percent-encoded; ``/`` is kept between two non-empty parts (it makes
+    folders inside the tar) and encoded where it would make an absolute name (``/abs``), an
+    empty part (``a//b``) or a member without a basename (``dir/``). ``..`` cannot appear (dots
+    are encoded). An empty id has no key: ``ValueError``.
     """
-    return quote(doc_id, safe="/-_~@+=,").replace(".", "%2E")
+    if not doc_id:
+        raise ValueError("an empty id cannot be a tar member name")
+    return _BAD_SLASH.sub("%2F", quote(doc_id, safe="/-_~@+=,").replace(".", "%2E"))
 
 
 def encode_shard(samples: Iterable[dict[str, Any]]) -> tuple[bytes, int]:
@@ -59,18 +69,36 @@ def encode_shard(samples: Iterable[dict[str, Any]]) -> tuple[bytes, int]:
 
 
 def put_atomic(url: str, data: bytes, storage_options: dict[str, Any] | None = None) -> None:
+    """Store ``data`` at ``url`` so a reader sees the old object or the new one, never a part.
+    A failed write (disk full, read-only file system, ...) leaves no temporary file behind and
+    raises SourceError naming the URL and the errno."""
+    from ..errors import SourceError
     from .retry import forget_size
 
     forget_size(url)  # a reader in this process must not trust the old object's size
     fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
-    if "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
-        fs.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    else:
-        fs.pipe_file(path, data)
+    tmp = None
+    try:
+        if "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
+            fs.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+            tmp = f"{path}.tmp-{os.getpid()}"
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+            tmp = None
+        else:
+            fs.pipe_file(path, data)
+    except OSError as exc:
+        if isinstance(exc, SourceError):
+            raise
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        code = errno.errorcode.get(exc.errno, "") if exc.errno else ""
+        raise SourceError(f"cannot write {len(data):,} bytes: {code + ': ' if code else ''}"
+                          f"{exc.strerror or exc}", url=url) from exc
 
 
 def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
