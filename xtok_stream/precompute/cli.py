@@ -30,7 +30,7 @@ def main(args) -> int:
     from ..convert import ConvertConfig, convert
     from ..io.urls import expand_urls
     from ..cli.options import storage_options
-    from .write import PIPELINE, precompute
+    from .write import PIPELINE, check_teacher_names, precompute
 
     if args.finalize or args.plan_only or args.array or args.task_index is not None \
             or args.task_count is not None:
@@ -38,6 +38,7 @@ def main(args) -> int:
                           "options (--array, --task-index/--task-count, --finalize, --plan-only) "
                           "do not apply")
     config = load_config(args.precompute)
+    check_teacher_names(config)  # before converting anything
     opts = storage_options(args.storage_option)
     out = args.out.rstrip("/")
     if is_tar_input(args.inputs):

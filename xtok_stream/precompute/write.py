@@ -184,11 +184,22 @@ def _remove_stale(task: LaneTask, count: int) -> None:
                 fs.rm(path)
 
 
+def check_teacher_names(config: PipelineConfig) -> None:
+    """A teacher's key starts its members' names (``{name}.input_ids.npy``): a ``/`` there
+    would put the member in a tar folder, and the sample could not be read back as one."""
+    for i, t in enumerate(config.teachers):
+        if not t.key or "/" in t.key or "\\" in t.key:
+            raise ConfigError(f"teachers.{i}.name {t.key!r} cannot name precomputed members (no "
+                              "'/' or '\\', not empty); set teachers[].name to a plain name "
+                              "such as 'mistral'")
+
+
 def source_config(config: PipelineConfig) -> PipelineConfig:
     """The pipeline whose lanes are precomputed: one pass (``epochs: 1``) over a text source."""
     if config.source.format == "precomputed":
         raise ConfigError("--precompute needs a pipeline over text shards (source.format tar or "
                           "arrow), got source.format: precomputed")
+    check_teacher_names(config)
     return config.model_copy(update={"epochs": 1})
 
 
