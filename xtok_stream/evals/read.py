@@ -10,12 +10,15 @@ from __future__ import annotations
 import csv
 import io
 import json
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
 import fsspec
+from pyarrow import ArrowException
 
 from ..errors import DecodeError, SourceError
+from ..io.records_in import iter_lines
 
 JSONL = (".jsonl", ".json", ".jsonl.gz", ".json.gz", ".jsonl.zst", ".json.zst")
 CSV = (".csv", ".csv.gz")
@@ -47,14 +50,34 @@ def expand(path: str, storage_options: dict[str, Any] | None = None,
     return [f if proto in ("file", "local") else f"{proto}://{f}" for f in sorted(found)]
 
 
+def _check_not_empty(url: str, opts: dict[str, Any]) -> None:
+    """A zero-byte ``.gz``/``.zst`` is not a compressed stream (gzip reads it as no data): an
+    error, not an eval set of 0 records."""
+    if url.lower().endswith((".gz", ".zst")):
+        fs, p = fsspec.core.url_to_fs(url, **opts)
+        if fs.size(p) == 0:
+            raise SourceError("zero-byte compressed file (not a valid .gz/.zst; a truncated "
+                              "download?)", url=url)
+
+
 def iter_rows(url: str, storage_options: dict[str, Any] | None = None,
               ) -> Iterator[tuple[str, dict]]:
+    """``(location, row)`` of every record; a corrupt, truncated or non-UTF-8 file raises
+    SourceError / DecodeError naming it (and the line, where one is known)."""
     opts = storage_options or {}
     lower = url.lower()
+    where = "line 1"
     try:
+        _check_not_empty(url, opts)
         if lower.endswith(JSONL):
-            with fsspec.open(url, "rt", compression="infer", encoding="utf-8", **opts) as f:
-                for n, line in enumerate(f, 1):
+            with fsspec.open(url, "rb", compression="infer", **opts) as f:
+                for n, raw in enumerate(iter_lines(f, url=url), 1):  # zstd has no readline
+                    where = f"line {n}"
+                    try:
+                        line = raw.decode("utf-8")
+                    except UnicodeDecodeError as exc:
+                        raise DecodeError(f"line {n}: not UTF-8 at byte {exc.start} of the line",
+                                          url=url, key=f"line {n}", field="<json>") from exc
                     if not line.strip():
                         continue
                     try:
@@ -76,9 +99,11 @@ def iter_rows(url: str, storage_options: dict[str, Any] | None = None,
                     raise DecodeError("empty CSV (no header)", url=url, key="line 1", field="<header>")
                 start = reader.line_num + 1
                 for values in reader:
+                    where = f"line {start}"
                     if values:  # a blank line is no record
                         yield f"line {start}", dict(zip(header, values))
                     start = reader.line_num + 1
+                    where = f"line {start}"
         elif lower.endswith(PARQUET):
             import pyarrow.parquet as pq
 
@@ -94,3 +119,11 @@ def iter_rows(url: str, storage_options: dict[str, Any] | None = None,
                               ".parquet)", url=url)
     except FileNotFoundError as exc:
         raise SourceError("eval data not found", url=url) from exc
+    except UnicodeDecodeError as exc:  # CSV (text mode): the line is where the reader was
+        raise DecodeError(f"near {where}: not UTF-8", url=url, key=where,
+                          field="<text>") from exc
+    except (EOFError, OSError, zlib.error, ArrowException) as exc:
+        if isinstance(exc, SourceError):
+            raise
+        raise SourceError(f"cannot read eval data near {where} (corrupt or truncated?): "
+                          f"{type(exc).__name__}: {exc}", url=url) from exc
