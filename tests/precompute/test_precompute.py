@@ -236,3 +236,14 @@ def test_unreadable_sample_names_shard_and_key(made, tmp_path):
     with pytest.raises(DecodeError) as e:
         next(build_precomputed_lane(pre, [str(bad)], 0))
     assert "lane0000-000000.tar" in str(e.value) and "key=lane0000-00000000" in str(e.value)
+
+
+def test_teacher_name_with_slash_is_refused(local_shards, tmp_path):
+    """A '/' in a teacher's name would put its members in a tar folder: refused before any
+    shard is written, naming the field (the on-the-fly stream is unaffected)."""
+    shards, _ = local_shards
+    cfg = load_config(pipeline(shards, teachers=[{"tokenizer": "pkg:mistral-v3",
+                                                  "name": "mistralai/v3"}]))
+    with pytest.raises(ConfigError, match=r"teachers\.0\.name 'mistralai/v3'"):
+        precompute(cfg, str(tmp_path / "pre"), workers=1)
+    assert not (tmp_path / "pre").exists()
