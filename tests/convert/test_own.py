@@ -115,3 +115,26 @@ def test_foreign_folder_is_refused(inputs, tmp_path):
     with pytest.raises(SourceError, match="did not write.*notes.tar"):
         convert([str(inputs["parquet"])], str(out), ConvertConfig(), workers=1, progress=False)
     assert (out / "notes.tar").read_bytes() == b"precious"
+
+
+def test_ownership_on_s3(s3, inputs):
+    """The same guarantees on an object store (moto): lock refused / taken over, stale shards
+    deleted after the manifest, the prefix expands to the manifest's shards."""
+    import fsspec
+
+    opts = s3.storage_options
+    fs = fsspec.filesystem("s3", **opts)
+    out = "s3://xtok-test/own"
+    src = [str(inputs["parquet"])]
+    convert(src, out, ConvertConfig(samples_per_shard=8), storage_options=opts, workers=1,
+            progress=False)
+    fs.pipe_file("xtok-test/own/_xtok/lock.json", json.dumps(
+        {"plan_id": "other", "config": {}, "owner": {"host": "elsewhere", "pid": 1}}).encode())
+    cfg = ConvertConfig(samples_per_shard=40)
+    with pytest.raises(SourceError, match="owned by another convert.*host elsewhere"):
+        convert(src, out, cfg, storage_options=opts, workers=1, progress=False)
+    convert(src, out, cfg, storage_options=opts, workers=1, progress=False, break_lock=True)
+    assert sorted(p.rsplit("/", 1)[-1] for p in fs.ls("xtok-test/own")) == [
+        "_xtok", "manifest.json"] + [f"shard-{k:06d}.tar" for k in range(4)]
+    assert not fs.exists("xtok-test/own/_xtok/lock.json")
+    assert expand_urls([f"{out}/"], opts) == [f"{out}/shard-{k:06d}.tar" for k in range(4)]
