@@ -138,3 +138,10 @@ def test_ownership_on_s3(s3, inputs):
         "_xtok", "manifest.json"] + [f"shard-{k:06d}.tar" for k in range(4)]
     assert not fs.exists("xtok-test/own/_xtok/lock.json")
     assert expand_urls([f"{out}/"], opts) == [f"{out}/shard-{k:06d}.tar" for k in range(4)]
+
+
+def test_help_says_who_owns_out():
+    res = subprocess.run([sys.executable, "-m", "xtok_stream", "convert", "--help"],
+                         capture_output=True, text=True, timeout=60)
+    text = " ".join(res.stdout.split())
+    assert "The convert owns it" in text and "--break-lock" in text and "lock.json" in text

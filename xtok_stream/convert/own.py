@@ -163,8 +163,8 @@ def remove_unlisted(out: str, shard_names: list[str], opts: dict[str, Any],
     fs, root = _fs(out, opts)
     keep = set(shard_names)
     gone = []
-    for folder, want in ((root, lambda n: (n.endswith(".tar") and n not in keep) or ".tmp-" in n),
-                         (f"{root}/{markers}", lambda n: n[:-5] not in keep or ".tmp-" in n)):
+    for folder, want in ((root, lambda n: (n.endswith(".tar") and n not in keep) or _dead_tmp(n)),
+                         (f"{root}/{markers}", lambda n: n[:-5] not in keep or _dead_tmp(n))):
         try:
             entries = fs.ls(folder, detail=True)
         except FileNotFoundError:
@@ -175,3 +175,18 @@ def remove_unlisted(out: str, shard_names: list[str], opts: dict[str, Any],
                 fs.rm_file(e["name"])
                 gone.append(name)
     return gone
+
+
+def _dead_tmp(name: str) -> bool:
+    """A ``*.tmp-PID`` file whose writer is gone (a run of the same plan on this host may still
+    be about to rename its own)."""
+    head, sep, pid = name.rpartition(".tmp-")
+    if not sep or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError):
+        return False
+    return int(pid) == os.getpid()

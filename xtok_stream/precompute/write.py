@@ -111,6 +111,10 @@ def _complete(task: LaneTask) -> dict | None:
             marker = json.loads(f.read())
     except (FileNotFoundError, ValueError):
         return None
+    if not isinstance(marker, dict) or not isinstance(marker.get("shards"), list) or not all(
+            isinstance(s, dict) and isinstance(s.get("name"), str)
+            and isinstance(s.get("bytes"), int) for s in marker["shards"]):
+        return None  # not a marker (damaged, foreign): the lane is recomputed, never trusted
     if marker.get("fingerprint") != task.fingerprint or marker.get("source") != task.source_id:
         return None
     fs, root = fsspec.core.url_to_fs(task.out.rstrip("/"), **task.storage_options)
