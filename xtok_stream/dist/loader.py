@@ -34,7 +34,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from ..config import PipelineConfig
-from ..errors import ConfigError, StateError
+from ..errors import ConfigError, StateError, XtokError
 from ..io.retry import COUNTERS
 from ..io.urls import ARROW_SUFFIXES, SHARD_SUFFIXES, expand_urls
 from ..pipeline import build_consumer
@@ -81,10 +81,17 @@ class ConsumerDataset(IterableDataset):
         if w in self.worker_states:
             stream.load_state_dict(self.worker_states[w])
         try:
-            for batch in stream:
-                batch[_META] = {"worker": w, "state": json.dumps(stream.state_dict()),
-                                "counters": dict(COUNTERS)}
-                yield batch
+            try:
+                for batch in stream:
+                    batch[_META] = {"worker": w, "state": json.dumps(stream.state_dict()),
+                                    "counters": dict(COUNTERS)}
+                    yield batch
+            except XtokError as exc:
+                if info is None:
+                    raise
+                # torch would rebuild it as type(message) and drop its fields: send it pickled
+                yield {_META: {"worker": w, "error": exc}}
+                return
             while True:  # see module docstring: keep the DataLoader's round-robin strict
                 yield {_META: {"worker": w, "done": True}}
         finally:
@@ -191,6 +198,8 @@ class Loader:
                 while real is None and len(done) < self._workers:
                     item = next(it)
                     meta = item.pop(_META)
+                    if "error" in meta:  # a worker's library error, type and fields intact
+                        raise meta["error"]
                     w = meta["worker"]
                     if w != self._next_worker:  # cannot happen unless torch changes its order
                         raise StateError(f"worker order broke: got {w}, expected {self._next_worker}")

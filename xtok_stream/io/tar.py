@@ -32,7 +32,7 @@ class CorruptShardError(SourceError):
 
     ``at`` is where the next header should have started: the samples before it are whole."""
 
-    def __init__(self, message: str, *, url: str, at: int):
+    def __init__(self, message: str, *, url: str | None = None, at: int = 0):
         super().__init__(message, url=url)
         self.at = at
 
