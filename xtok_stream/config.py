@@ -41,6 +41,15 @@ class BadDataConfig(_Frozen):
     (cut at a line or space) that pack as consecutive parts of one document, so memory stays
     bounded."""
     max_document_bytes: int = Field(16 << 20, ge=64)
+    odd_member: Policy = "error"
+    """A tar member that is a symlink or hardlink, has no extension, or repeats a sample's
+    extension: ``skip`` drops it (keeping the first of duplicates) and counts it."""
+
+    def shape(self) -> dict:
+        """What is fingerprinted: only the window size. The policies are transport-only: they
+        decide what happens *at* bad data, not what was consumed before it, so changing one
+        (``error`` -> ``skip``, as the error message advises) must not refuse the checkpoint."""
+        return {"max_document_bytes": self.max_document_bytes}
 
 
 class RetryConfig(_Frozen):
@@ -159,7 +168,7 @@ class PipelineConfig(_Frozen):
             "source": {"urls": fingerprint(list(self.source.urls)), "text_field": self.source.text_field,
                        "format": self.source.format,
                        "val_split": self.source.val_split, "split": self.source.split,
-                       "on_bad_data": self.source.on_bad_data.model_dump()},
+                       "on_bad_data": self.source.on_bad_data.shape()},
             "student": self.student.model_dump(),
             "teachers": [t.model_dump() for t in self.teachers],
             "seed": self.seed,
