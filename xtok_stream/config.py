@@ -130,8 +130,8 @@ class PipelineConfig(_Frozen):
     student: StudentConfig
     teachers: list[TeacherConfig] = Field(default_factory=list)
     seed: int = 0
-    epochs: int | None = 1
-    """Passes over the data; null streams forever."""
+    epochs: int | None = Field(1, gt=0)
+    """Passes over the data; null streams forever (0 or less would train on nothing: refused)."""
     batch_size: int = Field(8, gt=0)
     pad_to_multiple_of: int = Field(1, gt=0)
     num_lanes: int = Field(16, gt=0)
@@ -139,7 +139,7 @@ class PipelineConfig(_Frozen):
     depend only on this, the seed and the data. Use at least world_size x num_workers."""
     shuffle: ShuffleConfig = Field(default_factory=ShuffleConfig)
     num_workers: int = Field(0, ge=0)
-    prefetch_factor: int | None = 2
+    prefetch_factor: int | None = Field(2, gt=0)
     persistent_workers: bool = False
     pin_memory: bool = False
 
@@ -180,6 +180,23 @@ class PipelineConfig(_Frozen):
         }
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML without aliases: ``*name`` references can expand a small file into gigabytes
+    (nested aliases grow exponentially), and a pipeline config never needs them."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, f"YAML alias *{event.anchor} refused (aliases can expand a small "
+                "file into gigabytes): write the value out in full", event.start_mark)
+        return super().compose_node(parent, index)
+
+
+def _yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
     parts = dotted.split(".")
     node = tree
@@ -197,7 +214,11 @@ def parse_overrides(items: list[str] | None) -> list[tuple[str, Any]]:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"--set expects dotted.key=value, got {item!r}")
-        out.append((key.strip(), yaml.safe_load(raw)))  # YAML typing: 8 -> int, null -> None
+        try:
+            value = _yaml(raw)  # YAML typing: 8 -> int, null -> None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {item}: invalid YAML value: {exc}") from exc
+        out.append((key.strip(), value))
     return out
 
 
@@ -210,7 +231,7 @@ def load_config(
     else:
         where = str(source)
         try:
-            tree = yaml.safe_load(Path(source).read_text()) or {}
+            tree = _yaml(Path(source).read_text()) or {}
         except FileNotFoundError as exc:
             raise ConfigError(f"pipeline config not found: {where}") from exc
         except yaml.YAMLError as exc:
