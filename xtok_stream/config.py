@@ -58,6 +58,9 @@ class RetryConfig(_Frozen):
     max_attempts: int = Field(8, gt=0)
     base_delay: float = Field(0.05, ge=0)
     max_delay: float = Field(5.0, ge=0)
+    read_timeout: float = Field(60.0, gt=0)
+    """Seconds an S3 request or body read may go without an answer before it counts as a
+    transient fault (reopen at the byte, back off): a frozen endpoint cannot stall a rank."""
 
 
 class SourceConfig(_Frozen):

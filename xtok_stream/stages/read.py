@@ -73,7 +73,8 @@ class LaneReader:
         self.storage_options = dict(storage_options or {})
         self.bad = bad_data or BadDataConfig()
         r = retry or RetryConfig()
-        self.retry = RetryPolicy(r.max_attempts, r.base_delay, r.max_delay)
+        self.retry = RetryPolicy(r.max_attempts, r.base_delay, r.max_delay,
+                                 read_timeout=r.read_timeout)
         self._plans: dict[int, list[int]] = {}
         self._skipped = dict.fromkeys(SKIP_KINDS, 0)
 
