@@ -14,10 +14,14 @@ End of data (finite ``epochs``): ranks run out at different steps. Every step th
 (one all-reduce of a flag over a gloo group) whether any still has data; one that has none yields
 an all-padding batch (``sample_mask`` all 0) so no rank hangs and none drops or repeats data.
 
+Shards: every rank streams one list. Under torch.distributed rank 0 lists ``source.urls`` and
+broadcasts it (see :func:`agree_on_shards`); states keep its fingerprint (and the URLs of small
+lists) so a resume on another list is refused naming the shards that differ.
+
 State (JSON)::
 
     {"kind": "xtok_loader", "v": 1, "fingerprint": ..., "config": {...stream shape...},
-     "shards": {"count", "fingerprint"}, "topology": {"world_size", "num_workers"}, "step": 12,
+     "shards": {"count", "fingerprint", "urls" (<= 256 shards, else null)}, "topology": {"world_size", "num_workers"}, "step": 12,
      "lanes": {"0": {...lane cursor...}, ...},
      "ranks": {"0": {"next_worker": 1, "rr": {"0": 2, "1": 0}}, ...}}
 """
