@@ -97,3 +97,15 @@ def test_changing_a_policy_at_resume_is_allowed(tmp_path):
     other = Loader(load_config(_tree(path, max_document_bytes=4096)))  # shapes windows: refused
     with pytest.raises(StateError, match="max_document_bytes"):
         other.load_state_dict(state)
+
+
+def test_following_the_skip_advice_keeps_the_checkpoint(local_shards):
+    shards, _ = local_shards
+    tree = {"source": {"urls": shards}, "student": {"tokenizer": "pkg:qwen2", "seq_len": 64},
+            "batch_size": 2, "num_lanes": 2}
+    first = Loader(load_config(tree))
+    next(iter(first))
+    state = json.loads(json.dumps(first.state_dict()))
+    for kind in ("corrupt_shard", "missing_field", "invalid_utf8", "empty_document"):
+        tree["source"]["on_bad_data"] = {kind: "skip"}
+        Loader(load_config(tree)).load_state_dict(state)  # accepted: no StateError
