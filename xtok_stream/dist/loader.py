@@ -21,7 +21,8 @@ lists) so a resume on another list is refused naming the shards that differ.
 State (JSON)::
 
     {"kind": "xtok_loader", "v": 1, "fingerprint": ..., "config": {...stream shape...},
-     "shards": {"count", "fingerprint", "urls" (<= 256 shards, else null)}, "topology": {"world_size", "num_workers"}, "step": 12,
+     "shards": {"count", "fingerprint", "urls" (<= 256 shards, else null)},
+     "topology": {"world_size", "num_workers"}, "step": 12,
      "lanes": {"0": {...lane cursor...}, ...},
      "ranks": {"0": {"next_worker": 1, "rr": {"0": 2, "1": 0}}, ...}}
 """
@@ -113,7 +114,8 @@ def agree_on_shards(config: PipelineConfig, shards: list[str] | None, group) -> 
         bad = [r for r, p in enumerate(prints) if p != prints[0]]
         raise SourceError(
             f"ranks disagree on the shard list: rank(s) {bad} vs rank 0 ("
-            + shard_diff(lists[0], lists[bad[0]], ("rank 0", f"rank {bad[0]}")) + "); pass the same shards= to every rank, or none to let rank 0 list source.urls")
+            + shard_diff(lists[0], lists[bad[0]], ("rank 0", f"rank {bad[0]}"))
+            + "); pass the same shards= to every rank, or none to let rank 0 list source.urls")
     return shards
 
 

@@ -2,7 +2,8 @@
 
 ``ResilientFile`` is a raw file over any fsspec URL. When a read fails with a transient error
 (HTTP 5xx or throttling surfaced by the store, connection reset, read timeout, or a body that
-ends before the object does; see :func:`is_transient`, an allowlist) it waits ``base_delay * 2**attempt`` (capped, with jitter), reopens
+ends before the object does; :func:`is_transient` is the allowlist) it waits
+``base_delay * 2**attempt`` (capped, with jitter), reopens
 the object *at the current byte* (a range request) and continues, so a fault costs one request,
 not a re-read of the shard. Everything else (not found, permission, ``EINVAL``, a ``TypeError``
 from conflicting storage options, ...) is permanent and raised at once: retrying it would only
