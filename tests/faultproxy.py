@@ -2,7 +2,8 @@
 
 GETs of objects fail at a given rate with a 503 SlowDown, a connection reset before any answer,
 or a body cut short at a random byte (full Content-Length announced, a seeded random prefix
-sent). ``outage()`` stops answering
+sent), or a *stall*: headers and half the body, then nothing while the connection stays open
+(a frozen endpoint; bounded by ``stall_s``). ``outage()`` stops answering
 altogether for a while, like an S3 endpoint that goes away and comes back. Randomness comes from
 a seeded RNG; every loop is bounded.
 """
@@ -23,9 +24,11 @@ SLOWDOWN = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>
 
 class FaultProxy:
     def __init__(self, upstream: str, *, rate: float = 0.0, seed: int = 0,
-                 kinds=("503", "reset", "truncate"), truncate_min: int = 2):
+                 kinds=("503", "reset", "truncate"), truncate_min: int = 2,
+                 stall_s: float = 30.0):
         self.upstream = urlparse(upstream)
         self.rate, self.kinds, self.truncate_min = rate, kinds, truncate_min
+        self.stall_s = stall_s
         self.gets: list[tuple[str, str | None]] = []  # (path, Range header) of object GETs
         self.rng = random.Random(seed)
         self.lock = threading.Lock()
@@ -101,6 +104,14 @@ class FaultProxy:
                     time.sleep(0.05)
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                if fault == "stall" and len(data) >= 2:
+                    self.wfile.write(data[: len(data) // 2])
+                    self.wfile.flush()
+                    deadline = time.monotonic() + proxy.stall_s
+                    while time.monotonic() < deadline and proxy.server is not None:
+                        time.sleep(0.05)  # frozen: the connection stays open, no bytes
+                    self.close_connection = True
                     return
                 if self.command != "HEAD":
                     self.wfile.write(data)

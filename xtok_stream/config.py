@@ -41,6 +41,15 @@ class BadDataConfig(_Frozen):
     (cut at a line or space) that pack as consecutive parts of one document, so memory stays
     bounded."""
     max_document_bytes: int = Field(16 << 20, ge=64)
+    odd_member: Policy = "error"
+    """A tar member that is a symlink or hardlink, has no extension, or repeats a sample's
+    extension: ``skip`` drops it (keeping the first of duplicates) and counts it."""
+
+    def shape(self) -> dict:
+        """What is fingerprinted: only the window size. The policies are transport-only: they
+        decide what happens *at* bad data, not what was consumed before it, so changing one
+        (``error`` -> ``skip``, as the error message advises) must not refuse the checkpoint."""
+        return {"max_document_bytes": self.max_document_bytes}
 
 
 class RetryConfig(_Frozen):
@@ -49,6 +58,9 @@ class RetryConfig(_Frozen):
     max_attempts: int = Field(8, gt=0)
     base_delay: float = Field(0.05, ge=0)
     max_delay: float = Field(5.0, ge=0)
+    read_timeout: float = Field(60.0, gt=0)
+    """Seconds an S3 request or body read may go without an answer before it counts as a
+    transient fault (reopen at the byte, back off): a frozen endpoint cannot stall a rank."""
 
 
 class SourceConfig(_Frozen):
@@ -121,8 +133,8 @@ class PipelineConfig(_Frozen):
     student: StudentConfig
     teachers: list[TeacherConfig] = Field(default_factory=list)
     seed: int = 0
-    epochs: int | None = 1
-    """Passes over the data; null streams forever."""
+    epochs: int | None = Field(1, gt=0)
+    """Passes over the data; null streams forever (0 or less would train on nothing: refused)."""
     batch_size: int = Field(8, gt=0)
     pad_to_multiple_of: int = Field(1, gt=0)
     num_lanes: int = Field(16, gt=0)
@@ -130,7 +142,7 @@ class PipelineConfig(_Frozen):
     depend only on this, the seed and the data. Use at least world_size x num_workers."""
     shuffle: ShuffleConfig = Field(default_factory=ShuffleConfig)
     num_workers: int = Field(0, ge=0)
-    prefetch_factor: int | None = 2
+    prefetch_factor: int | None = Field(2, gt=0)
     persistent_workers: bool = False
     pin_memory: bool = False
 
@@ -159,7 +171,7 @@ class PipelineConfig(_Frozen):
             "source": {"urls": fingerprint(list(self.source.urls)), "text_field": self.source.text_field,
                        "format": self.source.format,
                        "val_split": self.source.val_split, "split": self.source.split,
-                       "on_bad_data": self.source.on_bad_data.model_dump()},
+                       "on_bad_data": self.source.on_bad_data.shape()},
             "student": self.student.model_dump(),
             "teachers": [t.model_dump() for t in self.teachers],
             "seed": self.seed,
@@ -169,6 +181,23 @@ class PipelineConfig(_Frozen):
             "num_lanes": self.num_lanes,
             "shuffle": self.shuffle.model_dump(),
         }
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML without aliases: ``*name`` references can expand a small file into gigabytes
+    (nested aliases grow exponentially), and a pipeline config never needs them."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, f"YAML alias *{event.anchor} refused (aliases can expand a small "
+                "file into gigabytes): write the value out in full", event.start_mark)
+        return super().compose_node(parent, index)
+
+
+def _yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
@@ -188,7 +217,11 @@ def parse_overrides(items: list[str] | None) -> list[tuple[str, Any]]:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"--set expects dotted.key=value, got {item!r}")
-        out.append((key.strip(), yaml.safe_load(raw)))  # YAML typing: 8 -> int, null -> None
+        try:
+            value = _yaml(raw)  # YAML typing: 8 -> int, null -> None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {item}: invalid YAML value: {exc}") from exc
+        out.append((key.strip(), value))
     return out
 
 
@@ -201,7 +234,7 @@ def load_config(
     else:
         where = str(source)
         try:
-            tree = yaml.safe_load(Path(source).read_text()) or {}
+            tree = _yaml(Path(source).read_text()) or {}
         except FileNotFoundError as exc:
             raise ConfigError(f"pipeline config not found: {where}") from exc
         except yaml.YAMLError as exc:

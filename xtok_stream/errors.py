@@ -1,11 +1,27 @@
 """One error hierarchy. Every message names the URL, key or field and, where one exists, the
-option that changes the behaviour."""
+option that changes the behaviour.
+
+Errors cross process boundaries (DataLoader workers, Ray tasks): each one is constructible from a
+message alone (torch rebuilds a worker's exception as ``type(message)``) and pickles with its
+fields (``url``, ``key``, ``field``, ...), message unchanged.
+"""
 
 from __future__ import annotations
 
 
+def _rebuild(cls: type, args: tuple, fields: dict) -> XtokError:
+    """Unpickle without calling ``__init__`` again (it would re-format the message)."""
+    exc = cls.__new__(cls, *args)
+    Exception.__init__(exc, *args)
+    exc.__dict__.update(fields)
+    return exc
+
+
 class XtokError(Exception):
     """Base class of every error this library raises on purpose."""
+
+    def __reduce__(self):
+        return _rebuild, (type(self), self.args, dict(self.__dict__))
 
 
 class ConfigError(XtokError, ValueError):
@@ -20,12 +36,16 @@ class SourceError(XtokError, IOError):
         super().__init__(f"{message} ({where})" if where else message)
         self.url, self.key = url, key
 
+    def __str__(self) -> str:  # OSError would print "[Errno ...]" forms for 2-arg messages
+        return str(self.args[0]) if self.args else ""
+
 
 class DecodeError(SourceError):
     """A sample's field is missing or cannot be decoded."""
 
-    def __init__(self, message: str, *, url: str, key: str, field: str):
-        super().__init__(f"{message}; field '{field}'", url=url, key=key)
+    def __init__(self, message: str, *, url: str | None = None, key: str | None = None,
+                 field: str | None = None):
+        super().__init__(f"{message}; field '{field}'" if field else message, url=url, key=key)
         self.field = field
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -124,6 +125,31 @@ def vocab_sha256(spec: str) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")  # "name" or "org/name"
+
+
+def _missing_local_folder(spec: str) -> str | None:
+    """Why ``spec`` is a local folder that is not there, or None (it exists, or names the hub).
+
+    A spec is taken for a path when it cannot be a hub id (``/abs``, ``./x``, ``~/x``, ``a/b/c``)
+    or when its first component is an existing folder (``tokenizers/qwn`` next to
+    ``tokenizers/``): sending it to the hub would only cost a minute of retries offline."""
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return None
+    if path.exists():
+        return f"tokenizer path '{spec}' is a file; give the folder holding tokenizer.json"
+    first = spec.split("/", 1)[0]
+    if _HUB_ID.match(spec) and not ("/" in spec and Path(first).expanduser().is_dir()):
+        return None
+    parent = path
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    return (f"tokenizer folder '{spec}' does not exist (the nearest existing folder is "
+            f"'{parent}'); give a local folder, a hub name, or one of "
+            f"{', '.join('pkg:' + p for p in PACKAGED)}")
+
+
 @functools.lru_cache(maxsize=16)
 def load_tokenizer(spec: str) -> Any:
     """Return an HF fast tokenizer for a hub name, a local folder, or ``pkg:NAME``.
@@ -136,6 +162,9 @@ def load_tokenizer(spec: str) -> Any:
         path = str(packaged_tokenizer_dir(spec[4:]))
     else:
         path = spec
+        missing = _missing_local_folder(spec)
+        if missing:
+            raise ConfigError(missing)
     try:
         tok = AutoTokenizer.from_pretrained(path)
     except Exception as exc:  # noqa: BLE001 - re-raised with the name that failed

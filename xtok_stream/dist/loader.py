@@ -14,10 +14,15 @@ End of data (finite ``epochs``): ranks run out at different steps. Every step th
 (one all-reduce of a flag over a gloo group) whether any still has data; one that has none yields
 an all-padding batch (``sample_mask`` all 0) so no rank hangs and none drops or repeats data.
 
+Shards: every rank streams one list. Under torch.distributed rank 0 lists ``source.urls`` and
+broadcasts it (see :func:`agree_on_shards`); states keep its fingerprint (and the URLs of small
+lists) so a resume on another list is refused naming the shards that differ.
+
 State (JSON)::
 
     {"kind": "xtok_loader", "v": 1, "fingerprint": ..., "config": {...stream shape...},
-     "shards": {"count", "fingerprint"}, "topology": {"world_size", "num_workers"}, "step": 12,
+     "shards": {"count", "fingerprint", "urls" (<= 256 shards, else null)},
+     "topology": {"world_size", "num_workers"}, "step": 12,
      "lanes": {"0": {...lane cursor...}, ...},
      "ranks": {"0": {"next_worker": 1, "rr": {"0": 2, "1": 0}}, ...}}
 """
@@ -34,7 +39,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from ..config import PipelineConfig
-from ..errors import ConfigError, StateError
+from ..errors import ConfigError, SourceError, StateError, XtokError
 from ..io.retry import COUNTERS
 from ..io.urls import ARROW_SUFFIXES, SHARD_SUFFIXES, expand_urls
 from ..pipeline import build_consumer
@@ -62,6 +67,58 @@ def merge_states(parts: list[Mapping]) -> dict:
     return merged
 
 
+SHARDS_IN_STATE = 256  # up to this many URLs are kept in states, to name what changed
+
+
+def list_shards(config: PipelineConfig) -> list[str]:
+    return expand_urls(
+        config.source.urls, config.source.storage_options,
+        suffixes=ARROW_SUFFIXES if config.source.format == "arrow" else SHARD_SUFFIXES,
+    )
+
+
+def shard_diff(saved: list[str], now: list[str], names=("the state", "now"), limit: int = 5
+               ) -> str:
+    """'only in now: [...]; only in the state: [...]' (or 'same shards in another order')."""
+    new = [u for u in now if u not in set(saved)]
+    gone = [u for u in saved if u not in set(now)]
+    if not new and not gone:
+        return "same shards in another order"
+    parts = [f"{name}: {lst[:limit]}{' ...' if len(lst) > limit else ''}"
+             for name, lst in ((f"only in {names[1]}", new), (f"only in {names[0]}", gone)) if lst]
+    return "; ".join(parts)
+
+
+def agree_on_shards(config: PipelineConfig, shards: list[str] | None, group) -> list[str]:
+    """One shard list for every rank: rank 0 lists ``source.urls`` and broadcasts the result (a
+    shard landing in the prefix between two ranks' listings would otherwise give ranks different
+    lists: documents trained twice or never). Lists passed in explicitly are checked instead: a
+    mismatch is refused, naming the shards that differ."""
+    if shards is None:
+        box: list[Any] = [None]
+        if dist.get_rank() == 0:
+            try:
+                box[0] = list_shards(config)
+            except XtokError as exc:  # every rank raises it, none waits for a list forever
+                box[0] = exc
+        dist.broadcast_object_list(box, src=0, group=group)
+        if isinstance(box[0], BaseException):
+            raise box[0]
+        return list(box[0])
+    shards = list(shards)
+    prints: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(prints, fingerprint(shards), group=group)
+    if len(set(prints)) > 1:
+        lists: list[Any] = [None] * dist.get_world_size()
+        dist.all_gather_object(lists, shards, group=group)
+        bad = [r for r, p in enumerate(prints) if p != prints[0]]
+        raise SourceError(
+            f"ranks disagree on the shard list: rank(s) {bad} vs rank 0 ("
+            + shard_diff(lists[0], lists[bad[0]], ("rank 0", f"rank {bad[0]}"))
+            + "); pass the same shards= to every rank, or none to let rank 0 list source.urls")
+    return shards
+
+
 class ConsumerDataset(IterableDataset):
     """What each DataLoader worker iterates: one consumer, restored from its cursor."""
 
@@ -81,10 +138,17 @@ class ConsumerDataset(IterableDataset):
         if w in self.worker_states:
             stream.load_state_dict(self.worker_states[w])
         try:
-            for batch in stream:
-                batch[_META] = {"worker": w, "state": json.dumps(stream.state_dict()),
-                                "counters": dict(COUNTERS)}
-                yield batch
+            try:
+                for batch in stream:
+                    batch[_META] = {"worker": w, "state": json.dumps(stream.state_dict()),
+                                    "counters": dict(COUNTERS)}
+                    yield batch
+            except XtokError as exc:
+                if info is None:
+                    raise
+                # torch would rebuild it as type(message) and drop its fields: send it pickled
+                yield {_META: {"worker": w, "error": exc}}
+                return
             while True:  # see module docstring: keep the DataLoader's round-robin strict
                 yield {_META: {"worker": w, "done": True}}
         finally:
@@ -111,10 +175,12 @@ class Loader:
         self.world_size = (
             world_size if world_size is not None else (dist.get_world_size() if initialised else 1)
         )
-        self.shards = shards if shards is not None else expand_urls(
-            config.source.urls, config.source.storage_options,
-            suffixes=ARROW_SUFFIXES if config.source.format == "arrow" else SHARD_SUFFIXES,
-        )
+        grouped = initialised and self.world_size > 1 and self.world_size == dist.get_world_size()
+        # collectives on CPU objects need gloo, whatever the training backend is
+        self._group = (None if not grouped or dist.get_backend() == "gloo"
+                       else dist.new_group(backend="gloo"))
+        self.shards = agree_on_shards(config, shards, self._group) if grouped else (
+            shards if shards is not None else list_shards(config))
         nw = config.num_workers
         self._workers = max(1, nw)
         consumers = num_consumers(self.world_size, nw)
@@ -132,10 +198,7 @@ class Loader:
             w: consumer_lanes(consumer_index(self.rank, w, nw), consumers, config.num_lanes)
             for w in range(self._workers)
         }
-        self._sync = self.world_size > 1 and initialised and config.epochs is not None
-        self._group = None
-        if self._sync:
-            self._group = None if dist.get_backend() == "gloo" else dist.new_group(backend="gloo")
+        self._sync = grouped and config.epochs is not None
         # tokenizers by content, not only by name (a local folder can change under its path)
         self._shape = dict(config.stream_shape(), tokenizer_sha256={
             spec: vocab_sha256(spec)
@@ -191,6 +254,8 @@ class Loader:
                 while real is None and len(done) < self._workers:
                     item = next(it)
                     meta = item.pop(_META)
+                    if "error" in meta:  # a worker's library error, type and fields intact
+                        raise meta["error"]
                     w = meta["worker"]
                     if w != self._next_worker:  # cannot happen unless torch changes its order
                         raise StateError(f"worker order broke: got {w}, expected {self._next_worker}")
@@ -247,7 +312,8 @@ class Loader:
             "kind": KIND, "v": VERSION,
             "fingerprint": self._fingerprint,
             "config": self._shape,
-            "shards": {"count": len(self.shards), "fingerprint": fingerprint(self.shards)},
+            "shards": {"count": len(self.shards), "fingerprint": fingerprint(self.shards),
+                       "urls": self.shards if len(self.shards) <= SHARDS_IN_STATE else None},
             "topology": {"world_size": self.world_size, "num_workers": self.config.num_workers},
             "step": self._step,
             "lanes": {k: v for k, v in self._lanes.items() if k in owned},
@@ -272,10 +338,11 @@ class Loader:
         if state["fingerprint"] != self._fingerprint:
             diffs = diff_fields(state["config"], self._shape)
             if state["shards"]["fingerprint"] != fingerprint(self.shards):
-                diffs.append(
-                    f"shards: saved {state['shards']['count']} shards != now {len(self.shards)} "
-                    "(or different URLs)"
-                )
+                saved = state["shards"].get("urls")
+                detail = shard_diff(saved, self.shards) if isinstance(saved, list) else (
+                    "different URLs")
+                diffs.append(f"shards: saved {state['shards']['count']} shards != now "
+                             f"{len(self.shards)} ({detail})")
             raise StateError(
                 "saved loader state belongs to another pipeline: " + "; ".join(diffs or ["?"])
             )

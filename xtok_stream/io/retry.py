@@ -2,10 +2,17 @@
 
 ``ResilientFile`` is a raw file over any fsspec URL. When a read fails with a transient error
 (HTTP 5xx or throttling surfaced by the store, connection reset, read timeout, or a body that
-ends before the object does) it waits ``base_delay * 2**attempt`` (capped, with jitter), reopens
+ends before the object does; :func:`is_transient` is the allowlist) it waits
+``base_delay * 2**attempt`` (capped, with jitter), reopens
 the object *at the current byte* (a range request) and continues, so a fault costs one request,
-not a re-read of the shard. Not found / permission errors are permanent. After ``max_attempts``
-consecutive failures the error names the URL, the byte offset and the attempts.
+not a re-read of the shard. Everything else (not found, permission, ``EINVAL``, a ``TypeError``
+from conflicting storage options, ...) is permanent and raised at once: retrying it would only
+hide it for the whole backoff. After ``max_attempts`` consecutive failures the error names the
+URL, the byte offset and the attempts.
+
+A frozen endpoint (connection open, no bytes) must not stall a rank forever: on S3 every request
+and body read is bounded by ``read_timeout`` seconds, and a timeout is a transient fault like
+any other (reopen at the byte, back off, count it).
 
 On S3 (s3fs) the object is read as *one streaming GET* from the current byte to the end, so a
 body that breaks mid-way has already delivered everything before the break and the next GET
@@ -18,6 +25,8 @@ Counters (per process, see :data:`COUNTERS`) record retries, so the loader can r
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import io
 import os
 import random
@@ -40,6 +49,56 @@ def forget_size(url: str) -> None:
     _SIZES.pop(url, None)
 
 PERMANENT = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+TRANSIENT_ERRNOS = frozenset({
+    errno.EIO, errno.EREMOTEIO, errno.ECONNRESET, errno.ECONNABORTED, errno.ECONNREFUSED,
+    errno.ETIMEDOUT, errno.EPIPE, errno.EAGAIN, errno.EHOSTUNREACH, errno.ENETUNREACH,
+    errno.ENETDOWN, errno.ENETRESET, errno.ESHUTDOWN, errno.EBUSY,
+})  # s3fs maps unknown store errors (5xx, SlowDown) to EIO and InternalError to EREMOTEIO
+# network-layer classes of botocore, aiohttp, urllib3, requests, http.client and fsspec, by name
+# (so none of those packages has to be importable here)
+TRANSIENT_NAMES = frozenset({
+    "HTTPClientError", "EndpointConnectionError", "ConnectionClosedError", "ReadTimeoutError",
+    "ConnectTimeoutError", "ResponseStreamingError", "IncompleteReadError", "IncompleteRead",
+    "ResponseParserError", "ClientPayloadError", "ClientConnectionError",
+    "ServerDisconnectedError", "ProtocolError", "ChunkedEncodingError", "RemoteDisconnected",
+    "FSTimeoutError",
+})
+TRANSIENT_CODES = frozenset({"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout",
+                             "InternalError", "ServiceUnavailable", "503", "500"})
+
+
+def _status(exc: BaseException) -> int | None:
+    """The HTTP status a client error carries (botocore ``response``, aiohttp ``status``)."""
+    resp = getattr(exc, "response", None)
+    if isinstance(resp, dict):
+        status = resp.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        code = resp.get("Error", {}).get("Code")
+        if code in TRANSIENT_CODES:
+            return 503
+        return status if isinstance(status, int) else None
+    status = getattr(exc, "status", None)
+    return status if isinstance(status, int) else None
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a failed read is worth retrying: an allowlist of network faults, timeouts,
+    truncated bodies and HTTP 5xx/429 (also found as the cause of a wrapping error)."""
+    if isinstance(exc, PERMANENT):
+        return False
+    seen = 0
+    node: BaseException | None = exc
+    while node is not None and seen < 6:
+        if isinstance(node, (TruncatedRead, ConnectionError, TimeoutError)):
+            return True
+        if isinstance(node, OSError) and node.errno in TRANSIENT_ERRNOS:
+            return True
+        if any(t.__name__ in TRANSIENT_NAMES for t in type(node).__mro__):
+            return True
+        status = _status(node)
+        if status is not None and (status >= 500 or status == 429):
+            return True
+        node, seen = node.__cause__ or node.__context__, seen + 1
+    return False
 
 
 @dataclass(frozen=True)
@@ -48,6 +107,7 @@ class RetryPolicy:
     base_delay: float = 0.05
     max_delay: float = 5.0
     jitter: float = 0.5  # +- fraction of the delay, so ranks don't retry in lockstep
+    read_timeout: float = 60.0  # seconds one S3 request or body read may take
 
     def delay(self, attempt: int, rng: random.Random) -> float:
         d = min(self.max_delay, self.base_delay * (2 ** attempt))
@@ -61,22 +121,33 @@ class TruncatedRead(IOError):
 class _S3Stream:
     """One streaming ``GetObject`` of ``bytes=pos-`` through s3fs's own client and event loop."""
 
-    def __init__(self, fs: Any, path: str, pos: int, size: int):
+    def __init__(self, fs: Any, path: str, pos: int, size: int, timeout: float):
         from fsspec.asyn import sync
 
-        self._sync, self._loop = sync, fs.loop
+        self._sync, self._loop, self._timeout = sync, fs.loop, timeout
         bucket, key, version = fs.split_path(path)
         kwargs = {"VersionId": version} if version else {}
         self._body = None
         if pos < size:
-            resp = sync(fs.loop, fs._call_s3, "get_object", Bucket=bucket, Key=key,
-                        Range=f"bytes={pos}-{size - 1}", **kwargs)
+            resp = self._bounded(fs._call_s3, "get_object", Bucket=bucket, Key=key,
+                                 Range=f"bytes={pos}-{size - 1}", **kwargs)
             self._body = resp["Body"]
+
+    def _bounded(self, fn, *args, **kwargs):
+        """Run the coroutine ``fn(...)`` on s3fs's loop; cancel it after ``read_timeout``."""
+        async def call():
+            try:
+                return await asyncio.wait_for(fn(*args, **kwargs), self._timeout)
+            except asyncio.TimeoutError as exc:
+                raise TimeoutError(f"no answer for {self._timeout:g} s "
+                                   "(source.retry.read_timeout)") from exc
+
+        return self._sync(self._loop, call)
 
     def read(self, n: int) -> bytes:
         if self._body is None:
             return b""
-        return self._sync(self._loop, self._body.read, n)
+        return self._bounded(self._body.read, n)
 
     def close(self) -> None:
         if self._body is not None:
@@ -107,9 +178,9 @@ class ResilientFile(io.RawIOBase):
                 if self.url not in _SIZES:
                     if len(_SIZES) > 100_000:
                         _SIZES.clear()
-                    _SIZES[self.url] = int(self._fs.info(self._path)["size"])
+                    _SIZES[self.url] = int(self._info()["size"])
                 self.size = _SIZES[self.url]
-            return _S3Stream(self._fs, self._path, self.pos, self.size)
+            return _S3Stream(self._fs, self._path, self.pos, self.size, self.policy.read_timeout)
         if "file" in _protocols(self._fs):  # local disk: the OS file, no fsspec layer
             f = open(self._path, "rb", buffering=0)  # noqa: SIM115 - closed in close()
             if self.size is None:
@@ -125,6 +196,19 @@ class ResilientFile(io.RawIOBase):
             f.seek(self.pos)
         return f
 
+    def _info(self) -> dict:
+        from fsspec.asyn import sync
+
+        async def call():
+            try:
+                return await asyncio.wait_for(self._fs._info(self._path),
+                                              self.policy.read_timeout)
+            except asyncio.TimeoutError as exc:
+                raise TimeoutError(f"no answer for {self.policy.read_timeout:g} s "
+                                   "(source.retry.read_timeout)") from exc
+
+        return sync(self._fs.loop, call)
+
     def _call(self, fn, reopen: bool = True):
         """Run ``fn`` with retries; reopen at ``self.pos`` between attempts (not when ``fn`` is
         the open itself: that would leave one stream open per retry)."""
@@ -136,7 +220,12 @@ class ResilientFile(io.RawIOBase):
                 raise SourceError(f"{type(exc).__name__}: {exc}", url=self.url) from exc
             except SourceError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - transient by default, bounded below
+            except Exception as exc:  # noqa: BLE001 - sorted by is_transient just below
+                if not is_transient(exc):
+                    raise SourceError(
+                        f"read failed at byte {self.pos}: {type(exc).__name__}: {exc} (a "
+                        "permanent error, not retried; check the URL and source.storage_options)",
+                        url=self.url) from exc
                 attempt += 1
                 COUNTERS["retries"] += 1
                 if attempt >= self.policy.max_attempts:
@@ -158,9 +247,9 @@ class ResilientFile(io.RawIOBase):
         try:
             self._f = self._open()
             COUNTERS["reopens"] += 1
-        except PERMANENT:
-            raise
-        except Exception:  # noqa: BLE001 - the next attempt reopens again
+        except Exception as exc:  # noqa: BLE001 - a transient one: the next attempt reopens
+            if not is_transient(exc):
+                raise
             self._f = None
 
     def readable(self) -> bool:

@@ -12,12 +12,17 @@ where the next one starts, which is the reader's cursor. Reads go through
 
 Members larger than ``max_member_bytes`` are not read into memory: the sample carries a
 :class:`Oversized` marker with the size instead, and the reader applies its policy.
+
+*Odd members* -- a symlink or hardlink, a name without an extension, a second member with the
+same key and extension -- carry no text we can attribute to a sample. Each one is passed to the
+``odd_member`` callback (the reader's ``on_bad_data.odd_member`` policy: raise, or count and
+drop it); without one they raise. Directories and webdataset ``__meta__`` members are ignored.
 """
 
 from __future__ import annotations
 
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +37,7 @@ class CorruptShardError(SourceError):
 
     ``at`` is where the next header should have started: the samples before it are whole."""
 
-    def __init__(self, message: str, *, url: str, at: int):
+    def __init__(self, message: str, *, url: str | None = None, at: int = 0):
         super().__init__(message, url=url)
         self.at = at
 
@@ -43,6 +48,17 @@ class Oversized:
 
     size: int
     data_offset: int  # absolute byte offset of the payload in the shard (for windowed reads)
+
+
+@dataclass(frozen=True, slots=True)
+class _Link:
+    """A link member (no payload of its own)."""
+
+    what: str
+
+
+def _raise(error: SourceError) -> None:
+    raise error
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +88,10 @@ def _members(url: str, f, base: int, max_member_bytes: int | None
         stream = tarfile.open(fileobj=f, mode="r|")
         for info in stream:
             after = base + info.offset_data + -(-info.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+            if info.issym() or info.islnk():
+                kind = "symlink" if info.issym() else "hardlink"
+                yield info.name, _Link(f"{kind} to '{info.linkname}'"), base + info.offset
+                continue
             if not info.isreg():
                 continue
             name, header = info.name, base + info.offset
@@ -104,8 +124,11 @@ def _members(url: str, f, base: int, max_member_bytes: int | None
 def iter_samples(
     url: str, storage_options: dict[str, Any], offset: int = 0, *,
     retry: RetryPolicy | None = None, max_member_bytes: int | None = None,
+    odd_member: Callable[[SourceError], None] = _raise,
 ) -> Iterator[TarSample]:
-    """Samples of the shard starting at the sample whose header is at ``offset``."""
+    """Samples of the shard starting at the sample whose header is at ``offset``; odd members
+    go to ``odd_member`` (which raises the error it is given, or returns to drop the member)."""
+    hint = "; source.on_bad_data.odd_member: skip drops and counts such members"
     with open_shard(url, storage_options, offset, retry) as f:
         key: str | None = None
         files: dict[str, bytes | Oversized] = {}
@@ -122,15 +145,23 @@ def iter_samples(
                 raise
             if name.startswith("__") and name.endswith("__"):
                 continue  # webdataset metadata members
+            if isinstance(data, _Link):
+                odd_member(SourceError(f"member '{name}' at byte {header} is a {data.what}"
+                                       + hint, url=url, key=name))
+                continue
             k, ext = base_plus_ext(name)
             if k is None:
-                raise SourceError(f"member '{name}' has no extension", url=url, key=name)
+                odd_member(SourceError(f"member '{name}' at byte {header} has no extension"
+                                       + hint, url=url, key=name))
+                continue
             if k != key:
                 if key is not None:
                     yield TarSample(key, files, start, header)
                 key, files, start = k, {}, header
             if ext in files:
-                raise SourceError(f"duplicate member '{name}'", url=url, key=k)
+                odd_member(SourceError(f"duplicate member '{name}' at byte {header} (the first "
+                                       "is kept under skip)" + hint, url=url, key=k))
+                continue
             files[ext] = data
         if key is not None:
             yield TarSample(key, files, start, None)

@@ -16,13 +16,14 @@ from typing import Any
 
 from ..config import BadDataConfig, RetryConfig
 from ..dist.lanes import lane_shards
-from ..errors import DecodeError
+from ..errors import DecodeError, SourceError
 from ..io.retry import RetryPolicy, open_resilient
 from ..io.tar import CorruptShardError, Oversized, TarSample, iter_samples, read_sample_at
 from ..records import Document
 from ..state import check_envelope, envelope
 
-SKIP_KINDS = ("corrupt_shard", "missing_field", "invalid_utf8", "empty_document", "huge_document")
+SKIP_KINDS = ("corrupt_shard", "missing_field", "invalid_utf8", "empty_document", "huge_document",
+              "odd_member")
 
 
 class _Skip(Exception):
@@ -72,7 +73,8 @@ class LaneReader:
         self.storage_options = dict(storage_options or {})
         self.bad = bad_data or BadDataConfig()
         r = retry or RetryConfig()
-        self.retry = RetryPolicy(r.max_attempts, r.base_delay, r.max_delay)
+        self.retry = RetryPolicy(r.max_attempts, r.base_delay, r.max_delay,
+                                 read_timeout=r.read_timeout)
         self._plans: dict[int, list[int]] = {}
         self._skipped = dict.fromkeys(SKIP_KINDS, 0)
 
@@ -92,6 +94,14 @@ class LaneReader:
         if getattr(self.bad, kind) == "skip":
             raise _Skip(kind) from error
         raise error
+
+    def _odd_member(self, error: Exception) -> None:
+        """A link, extension-less or duplicate tar member: raise, or count it and drop it.
+        (Counted while the tar is read ahead of the sample handed out; the cursor after that
+        sample is past the member too, so count and cursor agree.)"""
+        if self.bad.odd_member != "skip":
+            raise error
+        self._skipped["odd_member"] += 1
 
     @property
     def skipped(self) -> dict[str, int]:
@@ -205,7 +215,8 @@ class DocumentReader(LaneReader):
                     continue
                 url = self.url_at(self._epoch, self._slot)
                 self._it = iter_samples(url, self.storage_options, self._offset, retry=self.retry,
-                                        max_member_bytes=self.bad.max_document_bytes)
+                                        max_member_bytes=self.bad.max_document_bytes,
+                                        odd_member=self._odd_member)
             try:
                 return next(self._it)
             except StopIteration:  # the end of the shard (or an empty one)
@@ -216,6 +227,9 @@ class DocumentReader(LaneReader):
                     raise
                 self._next_shard()
                 self._skipped["corrupt_shard"] += 1
+            except SourceError:  # the generator is dead: a retry must reopen at the cursor,
+                self._close_it()  # not take its StopIteration for the end of the shard
+                raise
 
     def _next_shard(self) -> None:
         self._close_it()
@@ -261,7 +275,9 @@ class DocumentReader(LaneReader):
         """Re-read the document at ``[epoch, slot, offset]`` (one range request)."""
         epoch, slot, offset = (int(x) for x in position)
         url = self.url_at(epoch, slot)
-        sample = read_sample_at(url, self.storage_options, offset, retry=self.retry)
+        # its odd members were dealt with (and counted) when it was first read
+        sample = read_sample_at(url, self.storage_options, offset, retry=self.retry,
+                                odd_member=lambda error: None)
         raw = self._raw_text(sample, url)
         return Document(sample.key, self._decode(raw, sample.key, offset, url), url, offset,
                         epoch, slot)

@@ -1,0 +1,72 @@
+"""Only transient faults are retried (an allowlist), permanent ones fail at once naming the URL,
+and a frozen endpoint is cut off by ``source.retry.read_timeout`` and resumed at the byte."""
+
+import errno
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.faultproxy import FaultProxy
+from xtok_stream.config import RetryConfig
+from xtok_stream.errors import SourceError
+from xtok_stream.io.retry import COUNTERS, TRANSIENT_ERRNOS, TruncatedRead, is_transient
+from xtok_stream.stages.read import DocumentReader
+
+PERMANENT_ERRNOS = sorted(set(errno.errorcode) - TRANSIENT_ERRNOS)
+
+
+@given(code=st.sampled_from(PERMANENT_ERRNOS))
+def test_permanent_errnos_are_not_retried(code):
+    assert not is_transient(OSError(code, "x"))
+    wrapped = OSError(code, "wrapped")
+    wrapped.__cause__ = ValueError("a 400 answer")
+    assert not is_transient(wrapped)
+
+
+@given(code=st.sampled_from(sorted(TRANSIENT_ERRNOS)))
+def test_transient_errnos_are_retried(code):
+    assert is_transient(OSError(code, "x"))
+
+
+@pytest.mark.parametrize("exc", [TypeError("got multiple values for 'endpoint_url'"),
+                                 ValueError("bad option"), KeyError("key"),
+                                 FileNotFoundError("gone"), PermissionError("denied")])
+def test_programming_and_permanent_errors_are_not_transient(exc):
+    assert not is_transient(exc)
+
+
+@pytest.mark.parametrize("exc", [ConnectionResetError(), TimeoutError(), TruncatedRead("cut")])
+def test_network_faults_are_transient(exc):
+    assert is_transient(exc)
+
+
+def _reader(shards, opts, **retry):
+    return DocumentReader(shards, lane=0, num_lanes=1, seed=0, epochs=1, shuffle_shards=False,
+                          storage_options=opts, retry=RetryConfig(**retry))
+
+
+def test_conflicting_storage_options_fail_at_once(s3, s3_shards):
+    shards, _ = s3_shards
+    opts = dict(s3.storage_options, client_kwargs={"endpoint_url": s3.endpoint,
+                                                   "no_such_client_option": 1})
+    before = COUNTERS["retries"]
+    with pytest.raises(SourceError, match="permanent error, not retried") as e:
+        next(_reader(shards[:1], opts, max_attempts=8, base_delay=1.0))
+    assert e.value.url == shards[0]
+    assert COUNTERS["retries"] == before
+
+
+def test_a_frozen_endpoint_times_out_and_resumes(s3, s3_shards):
+    shards, texts = s3_shards
+    proxy = FaultProxy(s3.endpoint, rate=0.5, seed=3, kinds=("stall",), stall_s=60)
+    opts = dict(s3.storage_options, endpoint_url=proxy.endpoint)
+    before = COUNTERS["retries"]
+    try:
+        docs = {d.key: d.text for d in _reader(shards[:2], opts, max_attempts=20,
+                                               base_delay=0.01, read_timeout=0.5)}
+    finally:
+        proxy.stop()
+    assert proxy.injected["stall"] > 0
+    assert COUNTERS["retries"] - before >= proxy.injected["stall"] // 2
+    assert docs == {k: texts[k] for k in docs} and len(docs) == 20
