@@ -26,13 +26,19 @@ from ..errors import ConfigError
 
 class BatchedDict(dict):
     """A ``dict`` of per-row values (tensors with rows on dim 0, or lists) with NeMo-RL's
-    ``BatchedDataDict`` methods; values that are neither (e.g. a nested dict) are carried along
-    by ``.to()`` and copied whole into every shard."""
+    ``BatchedDataDict`` methods. Keys in :attr:`UNBATCHED` (``per_teacher_ct_data``: one entry
+    per teacher, not per row; shard its ``teacher_data`` instead) and values that are neither a
+    tensor nor a list are copied whole into every shard; a tensor or list of another length
+    than the batch is an error, never cut silently."""
+
+    UNBATCHED = frozenset({"per_teacher_ct_data"})
 
     @property
     def size(self) -> int:
         """Rows in the batch: the length of the first tensor or list value."""
-        for v in self.values():
+        for k, v in self.items():
+            if k in self.UNBATCHED:
+                continue
             if isinstance(v, torch.Tensor):
                 return int(v.shape[0])
             if isinstance(v, list):
@@ -54,13 +60,18 @@ class BatchedDict(dict):
         idx = torch.as_tensor(indices, dtype=torch.int64).reshape(-1)
         rows = idx.tolist()
         out = type(self)()
+        n = self.size
         for k, v in self.items():
+            if k in self.UNBATCHED or not isinstance(v, (torch.Tensor, list)):
+                out[k] = v
+                continue
+            if len(v) != n:
+                raise ConfigError(f"BatchedDict key '{k}' has {len(v)} rows, the batch {n}; "
+                                  f"cannot select rows of it")
             if isinstance(v, torch.Tensor):
                 out[k] = v[idx.to(v.device)]
-            elif isinstance(v, list):
-                out[k] = [v[i] for i in rows]
             else:
-                out[k] = v
+                out[k] = [v[i] for i in rows]
         return out
 
     def slice(self, start: int, end: int) -> "BatchedDict":
