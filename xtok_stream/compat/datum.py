@@ -135,6 +135,34 @@ def simple_rows(data_batch: list) -> tuple[list, list, list, Optional[list]]:
     return rows, masks, mult, texts if all(isinstance(t, str) for t in texts) else None
 
 
+def collate_simple(data_batch: list, pad_token_id: int, divisible_by: int,
+                   bdict: type = BatchedDict) -> tuple[Any, Optional[list]]:
+    """The student batch of simple samples (``bdict`` of ``input_ids``, ``input_lengths``,
+    ``token_mask``, ``sample_mask`` = ``loss_multiplier``) and their texts (or None)."""
+    rows, masks, mult, texts = simple_rows(data_batch)
+    lengths = [len(r) for r in rows]
+    width = -(-max(lengths) // divisible_by) * divisible_by
+    batch = len(rows)
+    input_ids = torch.full((batch, width), pad_token_id, dtype=torch.int64)
+    mask_dtype = torch.int64
+    for m in masks:
+        if m is not None:
+            mask_dtype = torch.promote_types(mask_dtype, m.dtype)
+    token_mask = torch.zeros((batch, width), dtype=mask_dtype)
+    for b, (r, m) in enumerate(zip(rows, masks)):
+        input_ids[b, : len(r)] = r
+        token_mask[b, : len(r)] = 1 if m is None else m
+    sample_mask = torch.tensor(mult, dtype=torch.float32)
+    out = bdict({
+        "input_ids": input_ids,
+        "input_lengths": torch.tensor(lengths, dtype=torch.int32),
+        "token_mask": token_mask,
+        "sample_mask": sample_mask,
+        "loss_multiplier": sample_mask,
+    })
+    return out, texts
+
+
 # -- DatumSpec form ------------------------------------------------------------------------------
 def prepare_datums(data_batch: list) -> tuple[list[dict], Optional[list[str]]]:
     """Checked shallow copies of DatumSpecs (messages copied too, ``token_ids`` as int64 and the

@@ -33,7 +33,7 @@ import torch
 
 from ..errors import ConfigError
 from .batched import BatchedDict, nemo_rl_api
-from .datum import flatten, is_datum, prepare_datums, rl_collate, simple_rows
+from .datum import collate_simple, flatten, is_datum, prepare_datums, rl_collate
 
 
 class TeacherCTSpec(TypedDict, total=False):
@@ -276,7 +276,7 @@ class CrossTokenizerCollator:
         if is_datum(data_batch[0]):
             out, texts = self._collate_datums(data_batch, api)
         else:
-            out, texts = self._collate_simple(data_batch, bdict)
+            out, texts = collate_simple(data_batch, self.pad_token_id, self.make_seq_div_by, bdict)
         input_ids, sample_mask = out["input_ids"], out["sample_mask"]
         lengths = [int(n) for n in out["input_lengths"]]
         per_teacher: list[Optional[dict]] = []
@@ -297,30 +297,6 @@ class CrossTokenizerCollator:
             per_teacher.append(entry)
         out["per_teacher_ct_data"] = per_teacher
         return out
-
-    def _collate_simple(self, data_batch: list, bdict: type) -> tuple[Any, Optional[list]]:
-        rows, masks, mult, texts = simple_rows(data_batch)
-        lengths = [len(r) for r in rows]
-        width = -(-max(lengths) // self.make_seq_div_by) * self.make_seq_div_by
-        batch = len(rows)
-        input_ids = torch.full((batch, width), self.pad_token_id, dtype=torch.int64)
-        mask_dtype = torch.int64
-        for m in masks:
-            if m is not None:
-                mask_dtype = torch.promote_types(mask_dtype, m.dtype)
-        token_mask = torch.zeros((batch, width), dtype=mask_dtype)
-        for b, (r, m) in enumerate(zip(rows, masks)):
-            input_ids[b, : len(r)] = r
-            token_mask[b, : len(r)] = 1 if m is None else m
-        sample_mask = torch.tensor(mult, dtype=torch.float32)
-        out = bdict({
-            "input_ids": input_ids,
-            "input_lengths": torch.tensor(lengths, dtype=torch.int32),
-            "token_mask": token_mask,
-            "sample_mask": sample_mask,
-            "loss_multiplier": sample_mask,
-        })
-        return out, texts
 
     def _collate_datums(self, data_batch: list, api: Optional[tuple]) -> tuple[Any, Optional[list]]:
         """Upstream's path: rl_collate_fn, role-based masks, flatten, the training keys."""
