@@ -22,10 +22,13 @@ import warnings
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from xtok_stream.compat import nemo_rl as compat
 from xtok_stream.compat.batched import BatchedDict, nemo_rl_api
-from xtok_stream.compat.datum import SampleTypeError, SampleValueError
+from xtok_stream.compat.datum import (SampleTypeError, SampleValueError, flatten, int_ids,
+                                      prepare_datums)
 from xtok_stream.compat.nemo_rl import CrossTokenizerCollator
 from xtok_stream.demo_corpus import iter_documents
 from xtok_stream.errors import ConfigError, DecodeError
@@ -291,3 +294,59 @@ def test_projection_sized_by_the_tokenizers(qwen2, deepseek, tmp_path):
     proj = coll.projection(0)
     assert proj.shape == (len(qwen2), len(deepseek)) == (151851, 129280)
     assert proj.nnz == 1000
+
+
+# -- properties of the pieces -------------------------------------------------------------------
+@settings(max_examples=80, deadline=None)
+@given(st.integers(1, 6), st.integers(1, 4), st.integers(1, 4), st.booleans())
+def test_shard_by_batch_size_partitions_the_rows(chunks, batch_size, shards, uneven):
+    """Every row lands in exactly one shard; shard s holds part s of every chunk, in order."""
+    if not uneven and batch_size % shards:
+        batch_size *= shards
+    n = chunks * batch_size
+    b = BatchedDict(idx=list(range(n)), x=torch.arange(n * 2).reshape(n, 2),
+                    per_teacher_ct_data=["t0"])  # fmt: skip
+    out = b.shard_by_batch_size(shards, batch_size=batch_size, allow_uneven_shards=uneven)
+    assert len(out) == shards
+    assert sorted(i for s in out for i in s["idx"]) == list(range(n))
+    part = -(-batch_size // shards) if uneven else batch_size // shards
+    for s_i, s in enumerate(out):
+        assert s["idx"] == [c * batch_size + r for c in range(chunks)
+                            for r in range(s_i * part, min((s_i + 1) * part, batch_size))]  # fmt: skip
+        assert torch.equal(s["x"], b["x"][s["idx"]]) and s["per_teacher_ct_data"] == ["t0"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.integers(0, 2**63 - 1), max_size=20), st.integers(0, 19),
+       st.floats(allow_nan=True, allow_infinity=True), st.integers(-(2**63), -1))
+def test_ids_are_checked_never_cast(ids, at, bad_float, negative):
+    assert int_ids(ids, "batch[0]", "input_ids").tolist() == ids
+    assert int_ids(torch.tensor(ids, dtype=torch.int64), "k", "f").tolist() == ids
+    pos = min(at, len(ids))
+    with pytest.raises(SampleTypeError, match="field 'input_ids'"):
+        int_ids(ids[:pos] + [bad_float] + ids[pos:], "batch[0]", "input_ids")
+    with pytest.raises(SampleValueError, match=f">= 0, got {negative}"):
+        int_ids(ids[:pos] + [negative] + ids[pos:], "batch[0]", "input_ids")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.tuples(st.sampled_from(["system", "user", "assistant", "tool"]),
+                                   st.integers(0, 5)), min_size=1, max_size=4),
+                min_size=1, max_size=4), st.integers(1, 9))
+def test_flatten_masks_follow_roles(logs, div):
+    """token_mask is 1 exactly on assistant tokens; rows padded to a multiple of div."""
+    datums = [{"message_log": [{"role": r, "content": "", "token_ids": torch.arange(n) + 1}
+                               for r, n in log],
+               "length": sum(n for _, n in log), "extra_env_info": None, "loss_multiplier": 1.0,
+               "idx": i} for i, log in enumerate(logs)]  # fmt: skip
+    prepared, texts = prepare_datums(datums)
+    assert texts is None
+    flat, lengths = flatten([d["message_log"] for d in prepared], 7, div)
+    width = flat["token_ids"].shape[1]
+    assert width % div == 0 and width - div < max(1, int(lengths.max())) <= max(width, 1)
+    for b, log in enumerate(logs):
+        want = [int(r == "assistant") for r, n in log for _ in range(n)]
+        assert lengths[b] == len(want)
+        assert flat["token_loss_mask"][b].tolist() == want + [0] * (width - len(want))
+        assert (flat["token_ids"][b, len(want):] == 7).all()
+        assert flat["role"][b] == [r for r, _ in log]
