@@ -16,6 +16,7 @@ each chunk into ``shards`` equal parts, and shard ``i`` gathers part ``i`` of ev
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Callable, Optional
 
@@ -108,9 +109,11 @@ class BatchedDict(dict):
         return {}
 
 
+@functools.lru_cache(maxsize=1)
 def nemo_rl_api() -> Optional[tuple[type, Callable, Callable]]:
     """``(BatchedDataDict, rl_collate_fn, batched_message_log_to_flat_message)`` from nemo_rl, or
-    None when it is not importable (or too old to have them)."""
+    None when it is not importable (or too old to have them). Looked up once per process: a
+    failed import is not cached by Python and would search the path on every batch."""
     try:
         from nemo_rl.data.collate_fn import rl_collate_fn
         from nemo_rl.data.llm_message_utils import batched_message_log_to_flat_message
