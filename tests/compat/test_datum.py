@@ -239,6 +239,10 @@ def test_bad_ids_name_the_sample_and_field(qwen2, datums):
     assert str(SampleValueError("rebuilt from a message")) == "rebuilt from a message"
     with pytest.raises(DecodeError, match=r"lacks \['idx'\].*field 'idx'.*batch\[0\]"):
         coll([{k: v for k, v in datums[0].items() if k != "idx"}])
+    with pytest.raises(SampleTypeError, match=r"an integer, got 'x'.*field 'idx'.*batch\[0\]"):
+        coll([{**datums[0], "idx": "x"}])
+    with pytest.raises(SampleTypeError, match=r"dict or None.*field 'extra_env_info'"):
+        coll([{**datums[0], "extra_env_info": "raw"}])
     with pytest.raises(DecodeError, match="mixes"):
         coll([datums[0], {"input_ids": [1]}])
     with pytest.raises(DecodeError, match="mixes"):

@@ -23,6 +23,7 @@ field. Input dicts are never modified (upstream writes ``token_loss_mask`` into 
 
 from __future__ import annotations
 
+from numbers import Integral, Real
 from typing import Any, Optional
 
 import numpy as np
@@ -200,12 +201,12 @@ def prepare_datums(data_batch: list) -> tuple[list[dict], Optional[list[str]]]:
             else:
                 msg["token_loss_mask"] = _mask(msg["token_loss_mask"], n, mkey, "token_loss_mask")
             msgs.append(msg)
-        for name, kind in (("length", int), ("idx", int), ("loss_multiplier", (int, float))):
+        for name, kind in (("length", Integral), ("idx", Integral), ("loss_multiplier", Real)):
             v = d[name]
             v = v.item() if isinstance(v, torch.Tensor) and v.numel() == 1 else v
             if isinstance(v, bool) or not isinstance(v, kind):
-                raise SampleTypeError(f"must be {getattr(kind, '__name__', 'a number')}, got "
-                                      f"{v!r}", key=key, field=name)
+                raise SampleTypeError(f"must be {'an integer' if kind is Integral else 'a number'}"
+                                      f", got {v!r}", key=key, field=name)
         info = d["extra_env_info"]
         if info is not None and not isinstance(info, dict):
             raise SampleTypeError(f"extra_env_info must be a dict or None, got "
