@@ -354,3 +354,18 @@ def test_flatten_masks_follow_roles(logs, div):
         assert flat["token_loss_mask"][b].tolist() == want + [0] * (width - len(want))
         assert (flat["token_ids"][b, len(want):] == 7).all()
         assert flat["role"][b] == [r for r, _ in log]
+
+
+def test_extra_message_tensors_are_flattened_like_upstream():
+    """A tensor key beyond token_ids/token_loss_mask is concatenated and padded with 0; a sample
+    without it gets an empty (all-padding) row, as upstream's flattening does."""
+    logs = [[{"role": "user", "content": "a", "token_ids": torch.tensor([1, 2]),
+              "logprobs": torch.tensor([0.5, 0.25])}],
+            [{"role": "assistant", "content": "b", "token_ids": torch.tensor([3])}]]  # fmt: skip
+    datums = [{"message_log": log, "length": 1, "extra_env_info": None, "loss_multiplier": 1.0,
+               "idx": i} for i, log in enumerate(logs)]  # fmt: skip
+    flat, lengths = flatten([d["message_log"] for d in prepare_datums(datums)[0]], 9, 4)
+    assert flat["logprobs"].tolist() == [[0.5, 0.25, 0, 0], [0, 0, 0, 0]]
+    assert flat["token_ids"].tolist() == [[1, 2, 9, 9], [3, 9, 9, 9]]
+    assert flat["token_loss_mask"].tolist() == [[0, 0, 0, 0], [1, 0, 0, 0]]
+    assert lengths.dtype == torch.int32 and lengths.tolist() == [2, 1]

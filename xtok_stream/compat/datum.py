@@ -254,6 +254,8 @@ def flatten(message_logs: list[list[dict]], pad_token_id: int,
         if not isinstance(vals[0], torch.Tensor):
             out[k] = vals
             continue
+        # A sample lacking the key gets an empty row, as upstream (e.g. logprobs not yet filled).
+        vals = [vals[0].new_zeros(0) if v is None else v for v in vals]
         if any(not isinstance(v, torch.Tensor) for v in vals):
             bad = next(i for i, v in enumerate(vals) if not isinstance(v, torch.Tensor))
             raise SampleValueError(f"message key '{k}' is a tensor in batch[0] but not here",
