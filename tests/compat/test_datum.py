@@ -79,7 +79,9 @@ def collator(qwen2, use_nemo_rl, div=8, specs=None):
 def test_every_upstream_key_dtype_and_shape(qwen2, datums, use_nemo_rl):
     out = collator(qwen2, use_nemo_rl)(datums)
     b = len(datums)
-    assert set(out.keys()) == RL_KEYS | TRAIN_KEYS
+    assert set(out.keys()) >= RL_KEYS | TRAIN_KEYS  # newer nemo_rl also adds dataset_names
+    if not use_nemo_rl:
+        assert set(out.keys()) == RL_KEYS | TRAIN_KEYS
     lengths = [sum(len(m["token_ids"]) for m in d["message_log"]) for d in datums]
     assert out["length"].dtype == torch.int64 and out["length"].tolist() == lengths
     assert out["batch_max_length"].dtype == torch.int64
