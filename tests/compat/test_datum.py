@@ -328,6 +328,8 @@ def test_shard_by_batch_size_partitions_the_rows(chunks, batch_size, shards, une
 def test_ids_are_checked_never_cast(ids, at, bad_float, negative):
     assert int_ids(ids, "batch[0]", "input_ids").tolist() == ids
     assert int_ids(torch.tensor(ids, dtype=torch.int64), "k", "f").tolist() == ids
+    empty = int_ids(torch.tensor([]), "k", "f")  # float32 when empty: no value is cut
+    assert empty.dtype == torch.int64 and empty.shape == (0,)
     pos = min(at, len(ids))
     with pytest.raises(SampleTypeError, match="field 'input_ids'"):
         int_ids(ids[:pos] + [bad_float] + ids[pos:], "batch[0]", "input_ids")

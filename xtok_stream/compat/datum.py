@@ -68,6 +68,8 @@ class SampleValueError(_SampleError, ValueError):
 def int_ids(value: Any, key: str, field: str) -> torch.Tensor:
     """``value`` (list, numpy array or tensor of non-negative integers) as 1-D int64."""
     if isinstance(value, torch.Tensor):
+        if value.numel() == 0:  # torch.tensor([]) is float32: nothing to truncate, so accept it
+            value = value.to(torch.int64)
         if value.dtype == torch.bool or value.is_floating_point() or value.is_complex():
             raise SampleTypeError(f"ids must be integers, got a {value.dtype} tensor (float ids "
                                   f"would be truncated)", key=key, field=field)
