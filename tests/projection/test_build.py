@@ -153,3 +153,8 @@ def test_cli_build_and_info(tmp_path, mistral, qwen2, capsys):
     info = json.loads(capsys.readouterr().out)
     assert info["format"] == "safetensors" and info["shape"] == [32768, len(qwen2)]
     assert abs(info["row_sum_max"] - 1) < 1e-5 and info["max_per_row"] <= 3
+    # a reference file knows only its largest id; --student/--teacher size it by len(tokenizer)
+    assert run_cli(["info", str(dense)]) == 0
+    assert json.loads(capsys.readouterr().out)["shape"][1] == int(q.teacher_ids.max()) + 1
+    assert run_cli(["info", str(dense), "--student", "pkg:mistral-v3", "--teacher", "pkg:qwen2"]) == 0
+    assert json.loads(capsys.readouterr().out)["shape"] == [32768, len(qwen2)]

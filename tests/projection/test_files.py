@@ -69,8 +69,8 @@ def test_reference_dense_file(tmp_path):
     want[1, 0], want[1, 2] = 0.5, 0.5  # repeated index: summed, as torch's coalesce
     want[2, 4] = 1.0  # weight 0: padding, dropped
     np.testing.assert_allclose(dense_of(p), want, rtol=1e-6)
-    idx, val = p.topk(3)
-    np.testing.assert_array_equal(idx, [[3, 1, 0], [0, 2, 0], [4, 0, 0]])
+    idx, val = p.topk(3)  # short rows padded with -1, as the reference writes them
+    np.testing.assert_array_equal(idx, [[3, 1, -1], [0, 2, -1], [4, -1, -1]])
     np.testing.assert_allclose(val, [[0.6, 0.4, 0], [0.5, 0.5, 0], [1, 0, 0]], rtol=1e-6)
     # n_teacher left out: the largest index + 1, as the reference infers it
     assert load_projection(path).shape == (3, 5)
@@ -132,6 +132,37 @@ def test_reverse_is_the_transpose(tmp_path):
     np.testing.assert_allclose(dense_of(q), dense_of(p).T / 2, rtol=1e-6)
     idx, val = q.topk(3)  # reverse top-k: rows are teacher ids, columns student ids
     assert idx.shape == (40, 3) and idx.max() < 50
+    assert ((idx == -1) == (val == 0)).all()  # padding: index -1, weight 0
+
+
+def common_teacher_ids(path) -> set[int]:
+    """The reference's vocabulary partition (``xtoken_loss=False``) on a dense file: a teacher
+    id is "common" when some student row lists it, i.e. every index >= 0 counts."""
+    ind = torch.load(path, weights_only=True)["indices"]
+    return set(ind[ind >= 0].tolist())
+
+
+def test_dense_file_is_padded_with_minus_one_and_legacy_zero_padding_reads(tmp_path):
+    """Rows shorter than k are padded with index -1 (weight 0); a legacy 0-padded file (what
+    ``--format dense`` wrote before) still loads to the same map."""
+    p = Projection.from_coo([0, 0, 2], [3, 1, 4], [0.75, 0.25, 1.0], 4, 6)  # rows 1, 3 empty
+    path = tmp_path / "top3.pt"
+    save_reference(path, p, sparse=False, top_k=3)
+    obj = torch.load(path, weights_only=True)
+    assert obj["indices"].dtype == torch.int64 and obj["indices"].shape == (4, 3)
+    assert obj["indices"].tolist() == [[3, 1, -1], [-1, -1, -1], [4, -1, -1], [-1, -1, -1]]
+    assert obj["likelihoods"].tolist() == [[0.75, 0.25, 0], [0, 0, 0], [1, 0, 0], [0, 0, 0]]
+    # teacher id 0 is in no row: a 0-padded file would make the partition count it
+    assert common_teacher_ids(path) == {1, 3, 4}
+    legacy = tmp_path / "legacy.pt"
+    ind0 = obj["indices"].clamp(min=0)
+    torch.save({"indices": ind0, "likelihoods": obj["likelihoods"]}, legacy)
+    assert 0 in common_teacher_ids(legacy)  # the defect a 0-padded file causes upstream
+    for f in (path, legacy):
+        q = load_projection(f, use_sparse_format=False, n_student=4, n_teacher=6)
+        np.testing.assert_allclose(dense_of(q), dense_of(p))
+    idx0, _ = p.topk(3, pad=0)
+    assert idx0.tolist() == ind0.tolist()
 
 
 @pytest.mark.parametrize("obj, pattern", [
@@ -179,6 +210,7 @@ def test_topk_round_trip(entries):
     k = max(1, int(np.bincount(p.rows, minlength=1).max()) if p.nnz else 1)
     idx, val = p.topk(k)
     assert np.all(np.diff(val, axis=1) <= 0)  # largest first
+    assert ((idx == -1) == (val == 0)).all()  # padding is exactly the -1 entries
     q = Projection.from_topk(idx, val, 8)
     np.testing.assert_array_equal(q.student_ids, p.student_ids)
     np.testing.assert_array_equal(q.teacher_ids, p.teacher_ids)

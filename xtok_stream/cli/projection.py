@@ -3,7 +3,8 @@
 ``xtok projection build`` derives one from the two tokenizers' canonical bytes (exact matches,
 then shortest multi-token splits; see ``xtok_stream.projection.build``) and writes our
 safetensors COO, or one of the reference's torch formats with ``--format dense|sparse``.
-``xtok projection info`` reads any supported file and prints its shape and row sums.
+``xtok projection info`` reads any supported file and prints its shape and row sums (sized by
+``--student/--teacher`` tokenizers when given, as a reference file cannot say its vocabulary).
 """
 
 from __future__ import annotations
@@ -33,8 +34,12 @@ def add_arguments(p) -> None:
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
     i = sub.add_parser("info", help="print a projection file's format, shape and row sums")
     i.add_argument("path")
-    i.add_argument("--n-student", type=int, default=None)
-    i.add_argument("--n-teacher", type=int, default=None)
+    i.add_argument("--student", default=None,
+                   help="student tokenizer: rows = len(tokenizer) (default: from the file)")
+    i.add_argument("--teacher", default=None,
+                   help="teacher tokenizer: columns = len(tokenizer) (default: from the file)")
+    i.add_argument("--n-student", type=int, default=None, help="rows (overrides --student)")
+    i.add_argument("--n-teacher", type=int, default=None, help="columns (overrides --teacher)")
     i.add_argument("--multiplier", type=float, default=1.0, help="projection_matrix_multiplier")
 
 
@@ -62,9 +67,15 @@ def _info(args) -> int:
     import numpy as np
 
     from ..projection import detect_format, load_projection
+    from ..tokenizers import load_tokenizer
 
-    proj = load_projection(args.path, n_student=args.n_student, n_teacher=args.n_teacher,
-                           multiplier=args.multiplier)
+    # A reference file only bounds the sizes from below (largest id + 1): the tokenizers know them.
+    n_s, n_t = args.n_student, args.n_teacher
+    if n_s is None and args.student:
+        n_s = len(load_tokenizer(args.student))
+    if n_t is None and args.teacher:
+        n_t = len(load_tokenizer(args.teacher))
+    proj = load_projection(args.path, n_student=n_s, n_teacher=n_t, multiplier=args.multiplier)
     sums = proj.row_sums()
     filled = sums[sums != 0]
     out = {"path": args.path, "format": detect_format(args.path), "shape": list(proj.shape),

@@ -1,19 +1,12 @@
 """Drop-in for NeMo-RL's cross-tokenizer collator (``nemo_rl/data/cross_tokenizer_collate.py``).
 
-``CrossTokenizerCollator`` pads the student ``input_ids`` of a list of samples, re-tokenizes each
-sample's text with every teacher tokenizer, aligns student and teacher tokens with
-:class:`xtok_stream.align.Aligner` and emits the reference's per-teacher dict: ``aligned_pairs``
-(the reference's 7-tuples), ``teacher_data`` and the filtered chunk COO maps. It is meant as the
-``collate_fn`` of a ``StatefulDataLoader`` with ``num_workers > 0``: it pickles only its
-primitives and builds tokenizers and aligners lazily, once per worker process. It holds no cursor:
-resume is the DataLoader's (sampler) state.
-
-Samples are plain dicts (the reference takes NeMo-RL ``DatumSpec``s with a ``message_log``)::
-
-    {"input_ids": list[int] | 1-D tensor,      # required, student token ids
-     "raw_text": str,                          # optional; used when *every* sample has it
-     "sample_mask" | "loss_multiplier": float, # optional, default 1.0
-     "token_mask": list | 1-D tensor}          # optional, default 1 on every token
+``CrossTokenizerCollator`` takes NeMo-RL ``DatumSpec`` samples (or simple ``input_ids`` dicts;
+see :mod:`.datum`), builds upstream's student batch, re-tokenizes each sample's text with every
+teacher tokenizer, aligns student and teacher tokens with :class:`xtok_stream.align.Aligner`
+and adds the reference's per-teacher dict: ``aligned_pairs`` (the reference's 7-tuples),
+``teacher_data`` and the filtered chunk COO maps. As the ``collate_fn`` of a
+``StatefulDataLoader`` with workers it pickles only its primitives and builds tokenizers and
+aligners lazily, once per worker. It holds no cursor: resume is the DataLoader's state.
 
 A worked example (student qwen2 padded to a multiple of 4, teacher max_teacher_len=4, mistral
 pads on the left)::
@@ -24,22 +17,23 @@ pads on the left)::
     aligned_pairs  (['Hello'], ['▁Hello'], 0, 1, 1, 2, True), ... indices in the padded rows
     student_chunk_coo [[0,0],[1,1],[2,2]]   teacher_chunk_coo [[1,0],[2,1],[3,2]]   num_chunks 3
 
-Differences to the reference (see ``docs/compat.md``): the aligner sees the unpadded rows, so pads
-appear in no chunk (the reference's DP aligns the full padded rows); the decode fallback decodes
-the unpadded rows; ``dp_chunk_size`` is ignored (the aligner is linear-time, not a chunked DP);
-``learnable`` and the projection matrix are not built by the collator (the reference loads them
-in every worker but never puts them in the batch): :meth:`CrossTokenizerCollator.projection`
-loads one on demand.
+What differs from the reference on purpose (pads never aligned, unpadded decode fallback,
+``dp_chunk_size``/``learnable``/``use_align_fast`` ignored, projection on demand) is listed in
+``docs/compat.md``.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
 from typing import Any, Optional, TypedDict
 
 import numpy as np
 import torch
 
-from ..errors import ConfigError, DecodeError
+from ..errors import ConfigError
+from .batched import BatchedDict, nemo_rl_api
+from .datum import collate_simple, flatten, is_datum, prepare_datums, rl_collate
 
 
 class TeacherCTSpec(TypedDict, total=False):
@@ -75,6 +69,9 @@ _DEFAULTS: dict[str, Any] = {
     "exact_token_match_only": False,
 }
 _KEYS = frozenset(_REQUIRED) | frozenset(_DEFAULTS)
+# Keys older NeMo-RL configs still carry (removed upstream): accepted, dropped, warned about once.
+_LEGACY = {"use_align_fast": "the aligner here is always the fast, exact one"}
+_warned: set[str] = set()
 
 
 def _check_spec(spec: Any, i: int) -> Optional[dict]:
@@ -82,6 +79,13 @@ def _check_spec(spec: Any, i: int) -> Optional[dict]:
         return None
     if not isinstance(spec, dict):
         raise ConfigError(f"teacher_ct_specs[{i}] must be a dict (TeacherCTSpec) or None")
+    for key in sorted(set(spec) & set(_LEGACY)):
+        if key not in _warned:
+            _warned.add(key)
+            warnings.warn(f"TeacherCTSpec key '{key}' is deprecated (removed in NeMo-RL) and "
+                          f"ignored: {_LEGACY[key]}; drop it from the config", DeprecationWarning,
+                          stacklevel=4)
+    spec = {k: v for k, v in spec.items() if k not in _LEGACY}
     unknown = sorted(set(spec) - _KEYS)
     if unknown:
         raise ConfigError(
@@ -122,16 +126,29 @@ def build_chunk_coo(
 
 
 class CrossTokenizerCollator:
-    """``collate_fn`` producing the reference's batch dict (see the module docstring).
+    """``collate_fn`` producing the reference's batch (see the module docstring and
+    ``docs/compat.md``).
 
-    Output keys: ``input_ids`` int64 [B, T] (right-padded with ``pad_token_id``, T a multiple of
-    ``make_sequence_length_divisible_by``), ``input_lengths`` int32 [B], ``token_mask`` [B, T]
-    (0 on pads), ``sample_mask`` and its alias ``loss_multiplier`` float32 [B], and
+    DatumSpec samples give every key of upstream's batch: ``rl_collate_fn``'s (``message_log``,
+    ``length`` int64 [B], ``loss_multiplier`` [B], ``extra_env_info``, ``task_name``, ``idx``,
+    ``batch_max_length`` int64 [B], ``stop_strings``) plus ``input_ids`` int64 [B, T],
+    ``input_lengths`` int32 [B], ``token_mask`` [B, T] (the flattened ``token_loss_mask``),
+    ``sample_mask`` (= ``loss_multiplier``), ``flat_messages`` (with ``content``, ``role``,
+    ``token_ids``, ``token_loss_mask``) and ``per_teacher_ct_data``. Simple samples give
+    ``input_ids``, ``input_lengths``, ``token_mask``, ``sample_mask`` (alias ``loss_multiplier``)
+    and ``per_teacher_ct_data``. T is the longest row rounded up to a multiple of
+    ``make_sequence_length_divisible_by``.
+
     ``per_teacher_ct_data``: one entry per spec, ``None`` for a ``None`` spec, else a dict with
     ``teacher_input_ids`` int64 [B, max_teacher_len], ``aligned_pairs`` (B lists of 7-tuples),
-    ``teacher_data`` (plain dict: ``input_ids``, ``input_lengths`` int64 [B], ``token_mask``
-    float32 [B, max_teacher_len], ``sample_mask``), ``student_chunk_coo``/``teacher_chunk_coo``
-    (B int64 [n, 2] tensors) and ``num_chunks`` (B ints).
+    ``teacher_data`` (``input_ids``, ``input_lengths`` int64 [B], ``token_mask`` float32
+    [B, max_teacher_len], ``sample_mask``), ``student_chunk_coo``/``teacher_chunk_coo`` (B int64
+    [n, 2] tensors) and ``num_chunks`` (B ints).
+
+    The batch, ``flat_messages`` and ``teacher_data`` are NeMo-RL ``BatchedDataDict``s when
+    ``nemo_rl`` is importable (``use_nemo_rl=None``, the default; ``True`` requires it, ``False``
+    never uses it), else :class:`~xtok_stream.compat.batched.BatchedDict` (a dict with ``.to()``,
+    ``.shard_by_batch_size()``, ``.get_multimodal_dict()``).
     """
 
     def __init__(
@@ -140,16 +157,21 @@ class CrossTokenizerCollator:
         make_sequence_length_divisible_by: int,
         teacher_ct_specs: list[Optional[TeacherCTSpec]],
         fallback_student_tokenizer_name: Optional[str] = None,
+        use_nemo_rl: Optional[bool] = None,
     ) -> None:
         if int(make_sequence_length_divisible_by) < 1:
             raise ConfigError(
                 "make_sequence_length_divisible_by must be >= 1, got "
                 f"{make_sequence_length_divisible_by}"
             )
+        if use_nemo_rl and nemo_rl_api() is None:
+            raise ConfigError("use_nemo_rl=True but nemo_rl is not importable; install NeMo-RL "
+                              "or pass use_nemo_rl=None (use it when present)")
         self.pad_token_id = int(pad_token_id)
         self.make_seq_div_by = int(make_sequence_length_divisible_by)
         self.teacher_ct_specs = [_check_spec(s, i) for i, s in enumerate(teacher_ct_specs)]
         self.fallback_student_tokenizer_name = fallback_student_tokenizer_name
+        self.use_nemo_rl = use_nemo_rl
         self._reset_lazy()
 
     # -- pickling: primitives only; tokenizers/aligners are rebuilt in each worker -------------
@@ -164,6 +186,7 @@ class CrossTokenizerCollator:
             "make_seq_div_by": self.make_seq_div_by,
             "teacher_ct_specs": self.teacher_ct_specs,
             "fallback_student_tokenizer_name": self.fallback_student_tokenizer_name,
+            "use_nemo_rl": self.use_nemo_rl,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -219,8 +242,11 @@ class CrossTokenizerCollator:
                     "projection matrices need xtok_stream.projection, which this install lacks; "
                     f"clear projection_matrix_path of teacher_ct_specs[{teacher_index}]"
                 ) from exc
-            # Sizes come from the file: a model's padded vocabulary is often larger than
-            # len(tokenizer), so the tokenizers cannot bound the ids.
+            # Sizes: len(tokenizer), not the file's largest id + 1 (a DeepSeek-V4 file gave
+            # 127,999 columns for 129,280 ids); widened only where the file holds larger ids
+            # (a model's padded embedding).
+            from ..tokenizers import load_tokenizer
+
             proj = load_projection(
                 spec["projection_matrix_path"],
                 use_sparse_format=bool(spec["use_sparse_format"]),
@@ -228,58 +254,67 @@ class CrossTokenizerCollator:
                 n_teacher=None,
                 multiplier=float(spec["projection_matrix_multiplier"]),
             )
+            proj = dataclasses.replace(
+                proj,
+                n_student=max(proj.n_student, len(load_tokenizer(spec["student_tokenizer_name"]))),
+                n_teacher=max(proj.n_teacher, len(load_tokenizer(spec["teacher_tokenizer_name"]))),
+            )
             if spec["project_teacher_to_student"]:
                 proj = proj.reverse()
             self._projections[teacher_index] = proj
         return self._projections[teacher_index]
 
     # -- the batch -----------------------------------------------------------------------------
-    def __call__(self, data_batch: list[dict]) -> dict[str, Any]:
+    def _api(self) -> Optional[tuple]:
+        return None if self.use_nemo_rl is False else nemo_rl_api()
+
+    def __call__(self, data_batch: list[dict]) -> Any:
         if not data_batch:
             raise ConfigError("CrossTokenizerCollator got an empty batch")
-        rows, masks, mult = [], [], []
-        for i, sample in enumerate(data_batch):
-            rows.append(_ids_of(sample, i))
-            masks.append(_token_mask_of(sample, i, len(rows[-1])))
-            mult.append(float(sample.get("sample_mask", sample.get("loss_multiplier", 1.0))))
-        lengths = [len(r) for r in rows]
-        width = -(-max(lengths) // self.make_seq_div_by) * self.make_seq_div_by
-        batch = len(rows)
-        input_ids = torch.full((batch, width), self.pad_token_id, dtype=torch.int64)
-        mask_dtype = torch.int64
-        for m in masks:
-            if m is not None:
-                mask_dtype = torch.promote_types(mask_dtype, m.dtype)
-        token_mask = torch.zeros((batch, width), dtype=mask_dtype)
-        for b, (r, m) in enumerate(zip(rows, masks)):
-            input_ids[b, : len(r)] = r
-            token_mask[b, : len(r)] = 1 if m is None else m
-        sample_mask = torch.tensor(mult, dtype=torch.float32)
-        out: dict[str, Any] = {
-            "input_ids": input_ids,
-            "input_lengths": torch.tensor(lengths, dtype=torch.int32),
-            "token_mask": token_mask,
-            "sample_mask": sample_mask,
-            "loss_multiplier": sample_mask,
-        }
+        api = self._api()
+        bdict = api[0] if api else BatchedDict
+        if is_datum(data_batch[0]):
+            out, texts = self._collate_datums(data_batch, api)
+        else:
+            out, texts = collate_simple(data_batch, self.pad_token_id, self.make_seq_div_by, bdict)
+        input_ids, sample_mask = out["input_ids"], out["sample_mask"]
+        lengths = [int(n) for n in out["input_lengths"]]
         per_teacher: list[Optional[dict]] = []
         if any(s is not None for s in self.teacher_ct_specs):
-            if all(isinstance(s.get("raw_text"), str) for s in data_batch):
-                texts = [s["raw_text"] for s in data_batch]
-            else:  # decode the unpadded rows: pads never leak into the teacher's text
+            if texts is None:  # decode the unpadded rows: pads never leak into the teacher's text
                 texts = self._get_student_tokenizer().batch_decode(
-                    [r.tolist() for r in rows], skip_special_tokens=True
+                    [input_ids[b, :n].tolist() for b, n in enumerate(lengths)],
+                    skip_special_tokens=True,
                 )
             aligners = self._get_aligners()
         for t_idx, spec in enumerate(self.teacher_ct_specs):
             if spec is None:
                 per_teacher.append(None)
                 continue
-            per_teacher.append(
-                self._teacher_entry(spec, aligners[t_idx], texts, input_ids, lengths, sample_mask)
-            )
+            entry = self._teacher_entry(spec, aligners[t_idx], texts, input_ids, lengths,
+                                        sample_mask)
+            entry["teacher_data"] = bdict(entry["teacher_data"])
+            per_teacher.append(entry)
         out["per_teacher_ct_data"] = per_teacher
         return out
+
+    def _collate_datums(self, data_batch: list, api: Optional[tuple]) -> tuple[Any, Optional[list]]:
+        """Upstream's path: rl_collate_fn, role-based masks, flatten, the training keys."""
+        datums, texts = prepare_datums(data_batch)
+        collate, flatten_fn = (api[1], api[2]) if api else (rl_collate, flatten)
+        batch = collate(datums)
+        flat, input_lengths = flatten_fn(
+            batch["message_log"],
+            pad_value_dict={"token_ids": self.pad_token_id},
+            make_sequence_length_divisible_by=self.make_seq_div_by,
+        ) if api else flatten_fn(batch["message_log"], self.pad_token_id, self.make_seq_div_by)
+        batch["input_ids"] = flat["token_ids"]
+        batch["input_lengths"] = input_lengths
+        batch["token_mask"] = flat["token_loss_mask"]
+        batch["sample_mask"] = batch["loss_multiplier"]
+        batch["flat_messages"] = flat
+        batch.update(flat.get_multimodal_dict(as_tensors=False))
+        return batch, texts
 
     def _teacher_entry(self, spec, aligner, texts, input_ids, lengths, sample_mask) -> dict:
         from ..align.chunks import chunk_coo
@@ -324,31 +359,6 @@ class CrossTokenizerCollator:
             "teacher_chunk_coo": t_coos,
             "num_chunks": n_chunks,
         }
-
-
-def _ids_of(sample: Any, i: int) -> torch.Tensor:
-    if not isinstance(sample, dict) or "input_ids" not in sample:
-        raise DecodeError("sample has no input_ids", url="collate_fn", key=f"batch[{i}]",
-                          field="input_ids")  # fmt: skip
-    try:
-        ids = torch.as_tensor(sample["input_ids"], dtype=torch.int64)
-    except (TypeError, ValueError, RuntimeError) as exc:
-        raise DecodeError(f"input_ids are not integers: {exc}", url="collate_fn",
-                          key=f"batch[{i}]", field="input_ids") from exc  # fmt: skip
-    if ids.ndim != 1:
-        raise DecodeError(f"input_ids must be 1-D, got shape {tuple(ids.shape)}", url="collate_fn",
-                          key=f"batch[{i}]", field="input_ids")  # fmt: skip
-    return ids
-
-
-def _token_mask_of(sample: dict, i: int, n: int) -> Optional[torch.Tensor]:
-    if sample.get("token_mask") is None:
-        return None
-    m = torch.as_tensor(sample["token_mask"])
-    if m.shape != (n,):
-        raise DecodeError(f"token_mask has shape {tuple(m.shape)}, input_ids ({n},)",
-                          url="collate_fn", key=f"batch[{i}]", field="token_mask")  # fmt: skip
-    return m
 
 
 def _encode_padded(tokenizer: Any, texts: list[str], max_len: int):

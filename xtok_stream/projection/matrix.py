@@ -122,17 +122,19 @@ class Projection:
                                     device=device, check_invariants=False)  # ids checked
         return m.coalesce()
 
-    def topk(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def topk(self, k: int, *, pad: int = -1) -> tuple[np.ndarray, np.ndarray]:
         """Dense top-k arrays ``(indices int64 [rows, k], likelihoods float32 [rows, k])``.
 
         Each row keeps its ``k`` largest weights (ties: lower column id first), largest first.
-        Rows with fewer entries are padded with index 0 and weight 0, which adds nothing when the
-        arrays feed a CSR/gather projection (the reference pads thresholded entries with -1).
+        Rows with fewer entries are padded with index ``pad`` (default -1, as the reference's
+        dense files: its vocabulary partition counts every index >= 0 as a mapped token, so a
+        0-padded file claims teacher id 0 for every short row) and weight 0. ``pad=0`` gives
+        arrays that index safely into a gather/CSR without masking.
         """
         if k < 1:
             raise ConfigError(f"top-k must be >= 1, got {k}")
         n_rows = self.shape[0]
-        idx = np.zeros((n_rows, k), np.int64)
+        idx = np.full((n_rows, k), pad, np.int64)
         val = np.zeros((n_rows, k), np.float32)
         if self.nnz:
             rows, cols, w = self.rows, self.cols, self.weights
@@ -148,8 +150,9 @@ class Projection:
     @classmethod
     def from_topk(cls, indices, likelihoods, n_teacher: int, *, source: str = "projection",
                   meta: dict | None = None) -> "Projection":
-        """Inverse of :meth:`topk` for a forward map: entries with index < 0 or weight 0 (the
-        padding of both conventions) are dropped."""
+        """Inverse of :meth:`topk` for a forward map: entries with index < 0 or weight 0 are
+        dropped, so both paddings read back: -1 (the reference's, and what we write) and the
+        legacy index 0 with weight 0."""
         ind = np.asarray(indices)
         lik = np.asarray(likelihoods, dtype=np.float32)
         n_student = ind.shape[0]
