@@ -2,12 +2,13 @@
 and hovering a student token highlights its partners, in its own teacher's section and in the
 other's (the delegated listener run by a real ``mouseover`` event, replayed from ``#hover=``)."""
 
-import re
 import subprocess
 
 from PIL import Image
 
 from xtok_stream.inspect import render_html, row_view
+
+from .test_view import Page
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
          "--virtual-time-budget=3000"]
@@ -42,14 +43,17 @@ def test_page_draws_and_hover_highlights_partners(chromium, first_batch, inspect
 
     dom = _run(chromium, ["--dump-dom", url], tmp_path).stdout
     assert f'data-hovered="mistral-v3:student:{s_idx}"' in dom
-    sections = dom.split("<section")[1:]
-    lit_t = re.findall(r'<i data-t="(\d+)"[^>]*class="[^"]*\bhl\b', sections[0])
-    expected = sorted(int(j) for j in (mistral.teacher_chunk == k).nonzero()[0])
-    assert sorted(map(int, lit_t)) == expected
+    p = Page()
+    p.feed(dom)
+    mine, other = p.sections
+
+    def lit(tokens):
+        return sorted(i for i, cls in enumerate(tokens) if "hl" in cls)
+
+    assert "me" in mine["s"][s_idx]
+    assert lit(mine["t"]) == sorted(int(j) for j in (mistral.teacher_chunk == k).nonzero()[0])
     # the same student token in the deepseek section is lit, with its partners there
     ds = view.teachers[1]
     k2 = int(ds.student_chunk[s_idx])
-    lit_s2 = re.findall(r'<i data-s="(\d+)"[^>]*class="[^"]*\bhl\b', sections[1])
-    lit_t2 = re.findall(r'<i data-t="(\d+)"[^>]*class="[^"]*\bhl\b', sections[1])
-    assert str(s_idx) in lit_s2
-    assert sorted(map(int, lit_t2)) == sorted(int(j) for j in (ds.teacher_chunk == k2).nonzero()[0])
+    assert s_idx in lit(other["s"])
+    assert lit(other["t"]) == sorted(int(j) for j in (ds.teacher_chunk == k2).nonzero()[0])

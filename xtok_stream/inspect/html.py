@@ -46,30 +46,32 @@ i.me{background:#1565c0;color:#fff}i.hl{background:#ffeb3b;outline:1px solid #f5
 
 JS = """
 (function(){
+var meta=JSON.parse(document.getElementById('xtok-meta').textContent);
 var secs=[].slice.call(document.querySelectorAll('section.teacher'));
-var S=secs.map(function(sec){var a=[];sec.querySelectorAll('i[data-s]').forEach(function(e){
- a[+e.dataset.s]=e;});return a;});
+// per section: its student and teacher token elements in row order (index = token position)
+var S=[],T=[];secs.forEach(function(sec,n){
+ S.push([].slice.call(sec.querySelectorAll('.s>i')));T.push([].slice.call(sec.querySelectorAll('.t>i')));
+ S[n].forEach(function(e,k){e._x=[n,'s',k];});T[n].forEach(function(e,k){e._x=[n,'t',k];});});
 var lit=[],st=document.getElementById('st');
 function mark(e,c){e.classList.add(c);lit.push([e,c]);}
 function clear(){lit.forEach(function(p){p[0].classList.remove(p[1]);});lit=[];}
 function partners(ch,me){mark(ch,'on');ch.querySelectorAll('i').forEach(function(e){
  if(e!==me)mark(e,'hl');});}
 function hover(tok){
- clear();var ch=tok.parentNode.parentNode,sec=tok.closest('section');mark(tok,'me');partners(ch,tok);
- var side=tok.dataset.s!==undefined?'student':'teacher',idx=side==='student'?tok.dataset.s:tok.dataset.t;
- if(side==='student'){secs.forEach(function(o,n){if(o===sec)return;var e=S[n][idx];
-  if(e){mark(e,'hl');partners(e.parentNode.parentNode,e);}});}
- st.textContent=sec.dataset.name+': '+side+' token '+idx+' id '+tok.dataset.id+
-  ' '+JSON.stringify(tok.textContent)+' | '+(ch.dataset.k!==undefined?'chunk '+ch.dataset.k+
+ clear();var x=tok._x,n=x[0],k=x[2],ch=tok.parentNode.parentNode;mark(tok,'me');partners(ch,tok);
+ if(x[1]==='s'){S.forEach(function(a,o){if(o!==n&&a[k]){mark(a[k],'hl');partners(a[k].parentNode.parentNode,a[k]);}});}
+ var t=meta.teachers[n],ids=x[1]==='s'?meta.student_ids:t.ids;
+ st.textContent=t.name+': '+(x[1]==='s'?'student':'teacher')+' token '+k+' id '+ids[k]+' '+
+  JSON.stringify(tok.textContent)+' | '+(ch.dataset.k!==undefined?'chunk '+ch.dataset.k+
   (ch.classList.contains('ex')?' exact':' not exact'):'unaligned: '+(tok.title||'?'));
- document.body.dataset.hovered=sec.dataset.name+':'+side+':'+idx;
+ document.body.dataset.hovered=t.name+':'+(x[1]==='s'?'student':'teacher')+':'+k;
 }
-document.addEventListener('mouseover',function(ev){
- var tok=ev.target.closest&&ev.target.closest('i[data-id]');if(tok)hover(tok);});
+document.addEventListener('mouseover',function(ev){var e=ev.target;
+ if(e&&e._x)hover(e);});
 var m=/#hover=(\\d+):([st]):(\\d+)/.exec(location.hash);
-if(m){var e=secs[+m[1]]&&secs[+m[1]].querySelector('i[data-'+m[2]+'="'+m[3]+'"]');
+if(m){var e=(m[2]==='s'?S:T)[+m[1]];e=e&&e[+m[3]];
  if(e)e.dispatchEvent(new MouseEvent('mouseover',{bubbles:true}));}
-document.body.dataset.ready='1';
+document.body.dataset.ready=Math.round(performance.now());
 })();
 """
 
@@ -78,15 +80,15 @@ def _label(text: str) -> str:
     return html.escape(text.replace("\n", "\u21b5").replace("\t", "\u2192"), quote=False)
 
 
-def _tok(side: str, i: int, tid: int, label: str, special: bool, reason: str | None) -> str:
+def _tok(label: str, special: bool, reason: str | None) -> str:
+    # no per-token attributes: the script indexes tokens by their order (keeps the page small)
     cls = ' class="sp"' if special else ""
     title = f' title="{html.escape(reason)}"' if reason else ""
-    return f'<i data-{side}="{i}" data-id="{tid}"{cls}{title}>{_label(label)}</i>'
+    return f"<i{cls}{title}>{_label(label)}</i>"
 
 
 def _section(n: int, view: RowView, t: TeacherView, summary: dict) -> str:
     s, tt = view.student, t.tokens
-    s_ids, t_ids = s.ids.tolist(), tt.ids.tolist()
     marks = {pos: ("pm", label) for pos, label in view.pieces}
     marks.update({pos: ("pm mm", label) for pos, label in view.marks.items()})
     out = [f'<section class="teacher" id="t{n}" data-name="{html.escape(t.name)}">'
@@ -102,10 +104,10 @@ def _section(n: int, view: RowView, t: TeacherView, summary: dict) -> str:
             out.append(f'<span class="ch {cls}" data-k="{seg.k}"><span class="s">')
         else:
             out.append('<span class="ch un"><span class="s">')
-        out.extend(_tok("s", i, s_ids[i], s.labels[i], s.special[i], t.student_reasons.get(i))
+        out.extend(_tok(s.labels[i], s.special[i], t.student_reasons.get(i))
                    for i in range(*seg.s))
         out.append('</span><span class="t">')
-        out.extend(_tok("t", j, t_ids[j], tt.labels[j], tt.special[j], t.teacher_reasons.get(j))
+        out.extend(_tok(tt.labels[j], tt.special[j], t.teacher_reasons.get(j))
                    for j in range(*seg.t))
         out.append("</span></span>")
         if seg.s[1] > seg.s[0] and s.labels[seg.s[1] - 1].endswith("\n"):
@@ -139,7 +141,9 @@ def page(view: RowView) -> str:
     pieces = ", ".join(html.escape(label) for _, label in view.pieces)
     body = "".join(_section(n, view, t, s) for n, (t, s) in enumerate(zip(view.teachers, summaries)))
     meta = json.dumps({"title": view.title, "student": view.student_name,
-                       "student_tokens": len(view.student.ids), "summaries": summaries}).replace("</", "<\\/")
+                       "student_ids": view.student.ids.tolist(), "summaries": summaries,
+                       "teachers": [{"name": t.name, "ids": t.tokens.ids.tolist()}
+                                    for t in view.teachers]}).replace("</", "<\\/")
     return (
         "<!doctype html><html><head><meta charset=\"utf-8\">"
         f"<title>xtok inspect: {html.escape(view.title)}</title><style>{CSS}</style></head><body>"
