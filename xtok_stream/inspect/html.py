@@ -7,7 +7,8 @@ top and the teacher tokens below, so both tokenizations' boundaries are drawn on
     | def| foo|(|   <- student tokens (one <i> each)      green  = exact chunk
     | def| fo|o(|   <- teacher tokens                     orange = not exact, red = unaligned
 
-Hovering a token highlights its chunk partners in its own section and the same student token
+Each text line is a box with ``content-visibility: auto``, so the browser lays out only the
+lines on screen. Hovering a token highlights its chunk partners in its own section and the same student token
 with its partners in every other teacher's section. One delegated ``mouseover`` listener on the
 document serves every token (no per-token handlers), and a student-position index is built once
 at load, so a 4,096-token row with two teachers stays responsive. A ``#hover=SECTION:s|t:INDEX``
@@ -28,6 +29,7 @@ table.summary{border-collapse:collapse;margin:6px 0}
 table.summary td,table.summary th{border:1px solid #bbb;padding:2px 8px;text-align:right}
 .legend span{padding:1px 6px;margin-right:6px;border:1px solid #999}
 .flow{line-height:1}
+.ln{content-visibility:auto;contain-intrinsic-size:auto 24px;min-height:20px}
 .ch{display:inline-flex;flex-direction:column;margin:0 1px 6px 0;vertical-align:top;
  border:1px solid #999;border-radius:2px}
 .ch>span{display:flex;min-height:17px}
@@ -87,13 +89,17 @@ def _tok(label: str, special: bool, reason: str | None) -> str:
     return f"<i{cls}{title}>{_label(label)}</i>"
 
 
+LINE_CAP = 200  # segments per line box at most (a line box off screen is not laid out)
+
+
 def _section(n: int, view: RowView, t: TeacherView, summary: dict) -> str:
     s, tt = view.student, t.tokens
     marks = {pos: ("pm", label) for pos, label in view.pieces}
     marks.update({pos: ("pm mm", label) for pos, label in view.marks.items()})
     out = [f'<section class="teacher" id="t{n}" data-name="{html.escape(t.name)}">'
            f"<h2>student {html.escape(view.student_name)} | teacher {html.escape(t.name)}</h2>"
-           '<div class="flow">']
+           '<div class="flow"><div class="ln">']
+    run = 0
     for seg in segments(t):
         for pos in range(*seg.s):
             if pos in marks:
@@ -110,9 +116,11 @@ def _section(n: int, view: RowView, t: TeacherView, summary: dict) -> str:
         out.extend(_tok(tt.labels[j], tt.special[j], t.teacher_reasons.get(j))
                    for j in range(*seg.t))
         out.append("</span></span>")
-        if seg.s[1] > seg.s[0] and s.labels[seg.s[1] - 1].endswith("\n"):
-            out.append("<br>")
-    out.append("</div></section>")
+        run += 1
+        if (seg.s[1] > seg.s[0] and s.labels[seg.s[1] - 1].endswith("\n")) or run >= LINE_CAP:
+            out.append('</div><div class="ln">')
+            run = 0
+    out.append("</div></div></section>")
     return "".join(out)
 
 
