@@ -72,7 +72,8 @@ document.addEventListener('mouseover',function(ev){var e=ev.target;
  if(e&&e._x)hover(e);});
 var m=/#hover=(\\d+):([st]):(\\d+)/.exec(location.hash);
 if(m){var e=(m[2]==='s'?S:T)[+m[1]];e=e&&e[+m[3]];
- if(e)e.dispatchEvent(new MouseEvent('mouseover',{bubbles:true}));}
+ if(e){var h0=performance.now();e.dispatchEvent(new MouseEvent('mouseover',{bubbles:true}));
+  document.body.dataset.hoverMs=(performance.now()-h0).toFixed(2);}}
 document.body.dataset.ready=Math.round(performance.now());
 })();
 """
