@@ -159,3 +159,28 @@ class StreamProgress:
             self.bar = None
         else:
             self._line()
+
+
+def bar(**kwargs: Any):
+    """A tqdm bar on a terminal; elsewhere (logs, CI) the same bar as plain lines, at most one
+    every 10 s plus the first and the last (tqdm's ``\\r`` redraws make unreadable logs)."""
+    from tqdm import tqdm
+
+    file = kwargs.get("file") or sys.stderr
+    if file.isatty():
+        return tqdm(**kwargs)
+    kwargs.setdefault("mininterval", 10.0)
+    kwargs.pop("dynamic_ncols", None)
+    return _plain_tqdm()(**kwargs)
+
+
+def _plain_tqdm():
+    from tqdm import tqdm
+
+    class PlainTqdm(tqdm):
+        def display(self, msg=None, pos=None):  # one line per refresh instead of a redraw
+            print(self.__str__() if msg is None else msg, file=self.fp, flush=True)
+            return True
+
+    return PlainTqdm
+

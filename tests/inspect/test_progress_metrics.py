@@ -125,3 +125,14 @@ def test_batch_metrics_are_flat_numbers_and_count_skips(small_docs, tmp_path):
     assert tokens == sum(r["batch/student_tokens"] for r in rows) > 0
     assert rows[-1]["loader/skipped/empty_document"] == 1 and rows[-1]["loader/skipped"] == 1
     assert rows[0]["loader/retries"] == 0
+
+
+def test_convert_progress_is_plain_lines_off_a_terminal(small_docs, tmp_path, capsys):
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"text": d["txt"]}) + "\n" for d in small_docs[:30]))
+    assert main(["convert", str(src), "--out", str(tmp_path / "out"), "--samples-per-shard", "10",
+                 "--workers", "1"]) == 0
+    err = capsys.readouterr().err
+    lines = [l for l in err.splitlines() if l.startswith("convert")]
+    assert "\r" not in err and lines
+    assert "100%" in lines[-1] and "3/3 shards" in lines[-1]

@@ -69,7 +69,7 @@ def get_plan(inputs_spec: list[str], out: str, cfg: ConvertConfig, opts: dict[st
                 return plan
         except (FileNotFoundError, ValueError, KeyError, TypeError, SourceError):
             pass
-    from tqdm import tqdm
+    from ..progress import bar as tqdm  # plain lines off a terminal
 
     scans: list[Any] = [None] * len(inputs)
     with tqdm(total=len(inputs), unit="file", desc="plan", disable=not progress,
@@ -119,7 +119,7 @@ def convert(inputs: list[str], out: str, cfg: ConvertConfig, *,
         tasks.append(ShardTask(out, plan.plan_id, spec, {f: plan.inputs[f] for f in files},
                                cfg.text_field, cfg.id_field, cfg.min_chars, opts, verify,
                                shard_delay_s))
-    from tqdm import tqdm
+    from ..progress import bar as tqdm  # plain lines off a terminal
 
     results: dict[str, dict] = {}
     written = nbytes = 0
