@@ -93,7 +93,7 @@ def _tok(label: str, special: bool, reason: str | None) -> str:
 LINE_CAP = 200  # segments per line box at most (a line box off screen is not laid out)
 
 
-def _section(n: int, view: RowView, t: TeacherView, summary: dict) -> str:
+def _section(n: int, view: RowView, t: TeacherView) -> str:
     s, tt = view.student, t.tokens
     marks = {pos: ("pm", label) for pos, label in view.pieces}
     marks.update({pos: ("pm mm", label) for pos, label in view.marks.items()})
@@ -148,7 +148,7 @@ def page(view: RowView) -> str:
     rows = "".join("<tr>" + "".join(f"<td>{_cell(s[c])}</td>" for c in SUMMARY_COLUMNS) + "</tr>"
                    for s in summaries)
     pieces = ", ".join(html.escape(label) for _, label in view.pieces)
-    body = "".join(_section(n, view, t, s) for n, (t, s) in enumerate(zip(view.teachers, summaries)))
+    body = "".join(_section(n, view, t) for n, t in enumerate(view.teachers))
     meta = json.dumps({"title": view.title, "student": view.student_name,
                        "student_ids": view.student.ids.tolist(), "summaries": summaries,
                        "teachers": [{"name": t.name, "ids": t.tokens.ids.tolist()}
