@@ -48,10 +48,9 @@ def build_demo_shards(out: Path, samples_per_shard: int) -> list[str]:
 
 
 def main(args) -> int:
-    from tqdm import tqdm
-
     from ..config import load_config
     from ..dist.loader import Loader
+    from ..progress import StreamProgress
     from ..tokenizers import load_tokenizer
 
     out = Path(args.out)
@@ -74,7 +73,8 @@ def main(args) -> int:
     loader = Loader(config, shards=shards)
     batches = tokens = docs = 0
     t0 = time.perf_counter()
-    with tqdm(total=args.max_batches, unit="batch", dynamic_ncols=True) as bar:
+    bar = StreamProgress(loader, max_batches=args.max_batches)
+    try:
         for batch in loader:
             batches += 1
             n = int(batch["input_lengths"].sum())
@@ -88,10 +88,13 @@ def main(args) -> int:
                 acc["s_tok"] = acc.get("s_tok", 0) + m["student_tokens_per_chunk"] * chunks
                 acc["t_tok"] = acc.get("t_tok", 0) + m["teacher_tokens_per_chunk"] * chunks
                 acc["unaligned"] = acc.get("unaligned", 0) + m["unaligned_bytes"]
-            bar.update(1)
-            bar.set_postfix(tok_s=f"{tokens / (time.perf_counter() - t0):,.0f}")
+            bar.update(batch)
             if args.max_batches and batches >= args.max_batches:
                 break
+        else:
+            bar.close(finished=True)
+    finally:
+        bar.close()
     dt = time.perf_counter() - t0
     print(f"streamed {batches} batches, {tokens:,} student tokens from {docs} documents "
           f"in {dt:.1f}s: {tokens / dt:,.0f} tokens/s")

@@ -7,11 +7,11 @@ import logging
 import sys
 
 from ..errors import XtokError
-from . import convert, demo, eval_data, projection, run
+from . import convert, demo, eval_data, inspect, projection, run
 
 COMMANDS = {
     "demo": demo, "convert": convert, "run": run, "eval-data": eval_data,
-    "projection": projection,
+    "projection": projection, "inspect": inspect,
 }
 
 

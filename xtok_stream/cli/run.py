@@ -30,7 +30,8 @@ def add_arguments(p) -> None:
                    help="also write it every N batches (needs --save-state), as a trainer would")
     p.add_argument("--resume", metavar="PATH", help="resume from a saved loader state")
     p.add_argument("--dump", metavar="PATH", help="write a JSON-lines ledger to PATH.rank{R}")
-    p.add_argument("--progress", action="store_true", help="show a progress bar")
+    p.add_argument("--progress", action="store_true",
+                   help="show progress (bar on a terminal, else lines): bytes, ETA, tok/s, exact")
 
 
 def _init_distributed():
@@ -86,11 +87,11 @@ def main(args) -> int:
     if args.resume:
         loader.load_state_dict(load_state(args.resume, opts))
     dump = open(f"{args.dump}.rank{loader.rank}", "w") if args.dump else None
-    bar = None
+    bar = finished = None
     if args.progress and loader.rank == 0:
-        from tqdm import tqdm
+        from ..progress import StreamProgress
 
-        bar = tqdm(total=args.max_batches, unit="batch", dynamic_ncols=True)
+        bar = StreamProgress(loader, max_batches=args.max_batches)
     batches = tokens = 0
     t0 = time.perf_counter()
 
@@ -110,12 +111,13 @@ def main(args) -> int:
                 if dump:
                     dump.write(dump_line(loader.rank, loader.step, batch) + "\n")
                 if bar:
-                    bar.update(1)
-                    bar.set_postfix(tok_s=f"{tokens / (time.perf_counter() - t0):,.0f}")
+                    bar.update(batch)
                 if args.max_batches is not None and batches >= args.max_batches:
                     break
                 if args.save_every and batches % args.save_every == 0:
                     checkpoint()
+            else:
+                finished = True
         elapsed = time.perf_counter() - t0
         if args.save_state:
             checkpoint()
@@ -129,7 +131,7 @@ def main(args) -> int:
         if dump:
             dump.close()
         if bar:
-            bar.close()
+            bar.close(finished)
         if distributed:
             import torch.distributed as dist
 

@@ -79,7 +79,7 @@ def get_plan(inputs_spec: list[str], out: str, cfg: ConvertConfig, opts: dict[st
         except (FileNotFoundError, ValueError, KeyError, TypeError, AttributeError,
                 SourceError):
             pass
-    from tqdm import tqdm
+    from ..progress import bar as tqdm  # plain lines off a terminal
 
     scans: list[Any] = [None] * len(inputs)
     with tqdm(total=len(inputs), unit="file", desc="plan", disable=not progress,
@@ -159,7 +159,7 @@ def _convert(inputs, out, cfg, opts, listed, t0, *, engine, workers, ray_address
         tasks.append(ShardTask(out, plan.plan_id, spec, {f: plan.inputs[f] for f in files},
                                cfg.text_field, cfg.id_field, cfg.min_chars, opts,
                                int(cfg.max_record_mb * 1e6), verify, shard_delay_s))
-    from tqdm import tqdm
+    from ..progress import bar as tqdm  # plain lines off a terminal
 
     results: dict[str, dict] = {}
     written = nbytes = 0

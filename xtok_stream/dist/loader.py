@@ -305,6 +305,13 @@ class Loader:
                 out["skipped"][kind] = out["skipped"].get(kind, 0) + n
         return out
 
+    def batch_metrics(self, batch: Mapping) -> dict[str, float]:
+        """A flat dict of this batch's alignment metrics and the loader's counters, for a
+        trainer's logger (see ``xtok_stream.metrics``)."""
+        from ..metrics import batch_metrics
+
+        return batch_metrics(batch, self)
+
     def state_dict(self) -> dict:
         """This rank's cursor after the last batch handed out (pure, cheap)."""
         owned = {str(l) for lanes in self._owned.values() for l in lanes}
