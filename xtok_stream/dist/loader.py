@@ -38,6 +38,7 @@ from ..errors import ConfigError, StateError
 from ..io.retry import COUNTERS
 from ..io.urls import ARROW_SUFFIXES, SHARD_SUFFIXES, expand_urls
 from ..pipeline import build_consumer
+from ..stages.mix import mix_metrics, mix_shards
 from ..state import check_envelope, diff_fields, fingerprint
 from ..tokenizers import vocab_sha256
 from .lanes import consumer_index, consumer_lanes, num_consumers
@@ -111,14 +112,20 @@ class Loader:
         self.world_size = (
             world_size if world_size is not None else (dist.get_world_size() if initialised else 1)
         )
-        self.shards = shards if shards is not None else expand_urls(
-            config.source.urls, config.source.storage_options,
-            suffixes=ARROW_SUFFIXES if config.source.format == "arrow" else SHARD_SUFFIXES,
-        )
+        if shards is not None:
+            self.shards = shards
+        elif config.sources is not None:  # a mixture: one shard list per source
+            self.shards = mix_shards(config)
+        else:
+            self.shards = expand_urls(
+                config.source.urls, config.source.storage_options,
+                suffixes=ARROW_SUFFIXES if config.source.format == "arrow" else SHARD_SUFFIXES,
+            )
         nw = config.num_workers
         self._workers = max(1, nw)
         consumers = num_consumers(self.world_size, nw)
-        usable = min(len(self.shards), config.num_lanes)
+        # a mixture checks that every lane reads every source (stages/mix.py: check_lanes)
+        usable = config.num_lanes if config.sources else min(len(self.shards), config.num_lanes)
         if consumers > usable:
             msg = (
                 f"{consumers} consumers (world_size {self.world_size} x {self._workers} workers) "
@@ -224,15 +231,18 @@ class Loader:
     @property
     def metrics(self) -> dict:
         """Retries and reopens of this rank's workers (this iteration), and the bad data skipped
-        in this rank's lanes (kept in their cursors, so they survive a resume)."""
+        in this rank's lanes (kept in their cursors, so they survive a resume); for a mixture,
+        ``sources``: per source the sequences, tokens and highest epoch of this rank's lanes."""
         out: dict[str, Any] = {"retries": 0, "reopens": 0, "skipped": {}}
         for c in self._counters.values():
             out["retries"] += c.get("retries", 0)
             out["reopens"] += c.get("reopens", 0)
         owned = {str(lane) for lanes in self._owned.values() for lane in lanes}
-        for key, lane in self._lanes.items():
-            if key not in owned:  # loaded from a global state: another rank reports it
-                continue
+        mine = [lane for key, lane in self._lanes.items() if key in owned]  # others: other ranks
+        if self.config.sources is not None:
+            out["sources"] = mix_metrics(self.config.source_names, mine)
+            mine = [s for lane in mine for s in lane["sources"].values()]
+        for lane in mine:
             node = lane  # walk down to the reader's cursor (tar or arrow), which counts skips
             while isinstance(node, Mapping) and "skipped" not in node:
                 node = node.get("source")
