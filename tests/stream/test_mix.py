@@ -336,3 +336,11 @@ def test_bad_mixture_configs_are_refused(mix_s3, local_shards):
     few = dict(urls, books=urls["books"][:2])  # 2 shards < 4 lanes: lanes 2, 3 never read it
     with pytest.raises(ConfigError, match=r"sources\[2\] \(books\): lane 2 gets no shard"):
         Loader(mixture(few, opts))
+
+
+def test_the_example_pipeline_loads():
+    from pathlib import Path
+
+    cfg = load_config(Path(__file__).resolve().parents[2] / "pipelines" / "mixture.yaml")
+    assert cfg.source_names == ["web", "code", "books"] and cfg.mixture.source == "web"
+    assert [s.format for s in cfg.sources] == ["tar", "arrow", "precomputed"]
