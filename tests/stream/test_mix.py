@@ -333,6 +333,10 @@ def test_bad_mixture_configs_are_refused(mix_s3, local_shards):
         load_config({"sources": [{"name": "a", "urls": ["x.tar"], "weight": 1},
                                  {"name": "a", "urls": ["y.tar"], "weight": 1}],
                      "student": {"tokenizer": "pkg:qwen2"}})
+    from xtok_stream.precompute import precompute
+
+    with pytest.raises(ConfigError, match="--precompute runs one source"):
+        precompute(mixture(urls, opts), "unused-out")
     few = dict(urls, books=urls["books"][:2])  # 2 shards < 4 lanes: lanes 2, 3 never read it
     with pytest.raises(ConfigError, match=r"sources\[2\] \(books\): lane 2 gets no shard"):
         Loader(mixture(few, opts))
