@@ -309,12 +309,13 @@ def test_tar_arrow_and_precomputed_in_one_mixture_with_a_teacher(tmp_path, small
     assert_exactly_once(by[2], {d["__key__"]: d["txt"] for d in pre_docs})
 
 
-def test_dump_lines_carry_the_source(mix_s3, tmp_path):
+def test_dump_lines_carry_the_source(mix_s3, tmp_path, capsys):
     urls, _, opts = mix_s3
     cfg = mixture(urls, opts)
     path = tmp_path / "mix.yaml"
     path.write_text(json.dumps(json.loads(cfg.model_dump_json(exclude_defaults=True))))
     assert cli_main(["run", str(path), "--max-batches", "8", "--dump", str(tmp_path / "d")]) == 0
+    assert "rank 0 sources: web " in capsys.readouterr().out
     lines = [json.loads(x) for x in (tmp_path / "d.rank0").read_text().splitlines()]
     dumped = [(s["source"], s["pieces"]) for line in lines for s in line["sequences"]]
     loader = Loader(cfg)

@@ -125,6 +125,10 @@ def main(args) -> int:
             print(f"rank 0: {batches} batches, {tokens:,} tokens in {elapsed:.2f}s "
                   f"({tokens / max(elapsed, 1e-9):,.0f} tokens/s); {m['retries']} read retries, "
                   f"{skipped} bad samples skipped")
+            if "sources" in m:  # a mixture: per-source totals of rank 0's lanes
+                print("rank 0 sources: " + ", ".join(
+                    f"{n} {v['sequences']} sequences / {v['tokens']:,} tokens (epoch {v['epoch']})"
+                    for n, v in m["sources"].items()))
     finally:
         if dump:
             dump.close()
