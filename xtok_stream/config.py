@@ -87,6 +87,30 @@ class SourceConfig(_Frozen):
         return [v] if isinstance(v, str) else v
 
 
+# -- mixtures (issue 14): several sources blended by weight, see stages/mix.py ----------------
+class MixSourceConfig(SourceConfig):
+    """One entry of ``sources:``: a source plus its share of the blend and its end policy."""
+
+    name: str | None = None
+    """Key in metrics and error messages; default ``source{i}``."""
+    weight: float = Field(gt=0)
+    """Share of the lane's sequences (normalised over the sources still running). Not in the
+    fingerprint: a changed weight at resume starts a new blend segment (see stages/mix.py)."""
+    end: Literal["repeat", "stop"] = "stop"
+    """At its end: ``repeat`` starts its next epoch (shards reshuffled by (seed, epoch)),
+    ``stop`` leaves the blend after ``epochs`` passes (the others share its weight)."""
+
+
+class MixtureConfig(_Frozen):
+    """When a mixture ends: ``all_exhausted`` when every ``stop`` source has ended (never if all
+    sources repeat), ``first_exhausted`` when any source ends, ``epochs`` after ``epochs``
+    passes of the source named ``source``."""
+
+    end: Literal["all_exhausted", "first_exhausted", "epochs"] = "all_exhausted"
+    source: str | None = None
+    epochs: int | None = Field(None, gt=0)
+
+
 class StudentConfig(_Frozen):
     tokenizer: str
     """HF hub name, local folder, or pkg:qwen2 / pkg:deepseek-v4 / pkg:mistral-v3."""
@@ -129,7 +153,10 @@ class ShuffleConfig(_Frozen):
 
 
 class PipelineConfig(_Frozen):
-    source: SourceConfig
+    source: SourceConfig | None = None
+    sources: list[MixSourceConfig] | None = Field(None, min_length=1)
+    """A mixture (stages/mix.py); exactly one of ``source`` and ``sources``."""
+    mixture: MixtureConfig = Field(default_factory=MixtureConfig)
     student: StudentConfig
     teachers: list[TeacherConfig] = Field(default_factory=list)
     seed: int = 0
@@ -154,6 +181,31 @@ class PipelineConfig(_Frozen):
             raise ValueError(f"teacher names must be unique, repeated: {dup}; set teachers[i].name")
         return self
 
+    @model_validator(mode="after")
+    def _one_source_kind(self) -> PipelineConfig:
+        if (self.source is None) == (self.sources is None):
+            raise ValueError("give exactly one of source (one source) and sources (a mixture)")
+        if self.sources is None:
+            if self.mixture != MixtureConfig():
+                raise ValueError("mixture: needs sources: (a list), not source:")
+            return self
+        names = self.source_names
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"sources need unique names, repeated: {dup}; set sources[i].name")
+        m = self.mixture
+        if m.end == "epochs":
+            if m.source not in names or m.epochs is None:
+                raise ValueError(f"mixture.end: epochs needs mixture.source (one of {names}) "
+                                 f"and mixture.epochs, got source={m.source!r} epochs={m.epochs!r}")
+        elif m.source is not None or m.epochs is not None:
+            raise ValueError("mixture.source/mixture.epochs apply only to mixture.end: epochs")
+        return self
+
+    @property
+    def source_names(self) -> list[str]:
+        return [s.name or f"source{i}" for i, s in enumerate(self.sources or [])]
+
     def teacher_max_len(self, teacher: TeacherConfig) -> int:
         """Teacher tokens kept per row: ``max_len``, default 2 x student.seq_len."""
         return teacher.max_len or 2 * self.student.seq_len
@@ -166,12 +218,7 @@ class PipelineConfig(_Frozen):
 
     def stream_shape(self) -> dict:
         """The fields that decide the token stream (fingerprinted into saved states)."""
-        return {
-            # the URL list can be long (1,000s of shards): states keep its hash only
-            "source": {"urls": fingerprint(list(self.source.urls)), "text_field": self.source.text_field,
-                       "format": self.source.format,
-                       "val_split": self.source.val_split, "split": self.source.split,
-                       "on_bad_data": self.source.on_bad_data.shape()},
+        shape = {
             "student": self.student.model_dump(),
             "teachers": [t.model_dump() for t in self.teachers],
             "seed": self.seed,
@@ -181,6 +228,20 @@ class PipelineConfig(_Frozen):
             "num_lanes": self.num_lanes,
             "shuffle": self.shuffle.model_dump(),
         }
+        if self.sources is None:
+            shape["source"] = _source_shape(self.source)
+        else:  # weights left out on purpose: they may change at resume (stages/mix.py)
+            shape["sources"] = {n: dict(_source_shape(s), end=s.end)
+                                for n, s in zip(self.source_names, self.sources)}
+            shape["mixture"] = dict(self.mixture.model_dump(), order=self.source_names)
+        return shape
+
+
+def _source_shape(src: SourceConfig) -> dict:
+    # the URL list can be long (1,000s of shards): states keep its hash only
+    return {"urls": fingerprint(list(src.urls)), "text_field": src.text_field,
+            "format": src.format, "val_split": src.val_split, "split": src.split,
+            "on_bad_data": src.on_bad_data.shape()}
 
 
 class _NoAliasLoader(yaml.SafeLoader):

@@ -25,6 +25,10 @@ from .tokenizers import load_tokenizer
 
 
 def build_lane(config: PipelineConfig, shards: list[str], lane: int):
+    if config.sources is not None:  # a mixture: one such lane per source, blended (stages/mix.py)
+        from .stages.mix import build_mixed_lane
+
+        return build_mixed_lane(config, shards, lane, build_lane)
     if config.source.format == "precomputed":  # packed + tokenized + aligned at convert time
         from .precompute.read import build_precomputed_lane
 

@@ -62,6 +62,7 @@ class PackedSequence:
     pieces: list[Piece]
     texts: list[str]  # each piece's text (teachers re-tokenize these with their own EOS/BOS)
     extras: dict = field(default_factory=dict)  # per-teacher outputs, filled by later stages
+    source: int = 0  # index into the pipeline's ``sources:`` (stages/mix.py); 0 for one source
 
     def ledger(self) -> list[list]:
         return [[p.key, p.char_start, p.char_end] for p in self.pieces]

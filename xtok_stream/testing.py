@@ -79,7 +79,8 @@ class MotoS3:
 def item_key(item: Any) -> Any:
     """A comparable fingerprint of what a stage yields."""
     if isinstance(item, PackedSequence):
-        return (item.input_ids.tobytes(), item.length, json.dumps(item.ledger()), tuple(item.texts))
+        return (item.input_ids.tobytes(), item.length, json.dumps(item.ledger()), tuple(item.texts),
+                item.source)
     if isinstance(item, Document):
         return (item.key, item.text, item.shard, item.offset)
     if isinstance(item, dict):

@@ -1,7 +1,7 @@
 """Stream batches from a pipeline YAML; under torchrun every rank runs.
 
 ``--dump PATH`` writes ``PATH.rank{R}``: one JSON line per batch,
-``{"rank", "step", "sequences": [{"pieces": [[doc_key, char_start, char_end], ...],
+``{"rank", "step", "sequences": [{"pieces": [[doc_key, char_start, char_end], ...], "source": i,
 "input_ids_sha256": hex, "teachers": {name: hex}}]}`` (real rows only; the student hash is over
 the row's real tokens as little-endian int64, a teacher's over its real tokens and its
 student/teacher chunk maps). ``--save-state`` writes the loader state of all ranks after the last batch;
@@ -55,7 +55,7 @@ def dump_line(rank: int, step: int, batch: dict) -> str:
         if mask[b] == 0:
             continue
         row = np.ascontiguousarray(ids[b, : lengths[b]], dtype="<i8")
-        seq = {"pieces": batch["pieces"][b],
+        seq = {"pieces": batch["pieces"][b], "source": int(batch["source_ids"][b]),
                "input_ids_sha256": hashlib.sha256(row.tobytes()).hexdigest()}
         if "teachers" in batch:
             seq["teachers"] = {name: _teacher_hash(t, b) for name, t in batch["teachers"].items()}
@@ -83,7 +83,7 @@ def main(args) -> int:
         raise ConfigError("--save-every needs --save-state PATH")
     distributed = _init_distributed()
     loader = Loader(config)
-    opts = config.source.storage_options
+    opts = (config.source or config.sources[0]).storage_options  # a mixture: its first source
     if args.resume:
         loader.load_state_dict(load_state(args.resume, opts))
     dump = open(f"{args.dump}.rank{loader.rank}", "w") if args.dump else None
@@ -127,6 +127,10 @@ def main(args) -> int:
             print(f"rank 0: {batches} batches, {tokens:,} tokens in {elapsed:.2f}s "
                   f"({tokens / max(elapsed, 1e-9):,.0f} tokens/s); {m['retries']} read retries, "
                   f"{skipped} bad samples skipped")
+            if "sources" in m:  # a mixture: per-source totals of rank 0's lanes
+                print("rank 0 sources: " + ", ".join(
+                    f"{n} {v['sequences']} sequences / {v['tokens']:,} tokens (epoch {v['epoch']})"
+                    for n, v in m["sources"].items()))
     finally:
         if dump:
             dump.close()

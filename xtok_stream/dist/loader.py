@@ -43,6 +43,7 @@ from ..errors import ConfigError, SourceError, StateError, XtokError
 from ..io.retry import COUNTERS
 from ..io.urls import ARROW_SUFFIXES, SHARD_SUFFIXES, expand_urls
 from ..pipeline import build_consumer
+from ..stages.mix import mix_metrics, mix_shards
 from ..state import check_envelope, diff_fields, fingerprint
 from ..tokenizers import vocab_sha256
 from .lanes import consumer_index, consumer_lanes, num_consumers
@@ -70,16 +71,27 @@ def merge_states(parts: list[Mapping]) -> dict:
 SHARDS_IN_STATE = 256  # up to this many URLs are kept in states, to name what changed
 
 
-def list_shards(config: PipelineConfig) -> list[str]:
+def list_shards(config: PipelineConfig) -> list:
+    """The shard URLs of ``source.urls`` (for a mixture: one list per source, stages/mix.py)."""
+    if config.sources is not None:
+        return mix_shards(config)
     return expand_urls(
         config.source.urls, config.source.storage_options,
         suffixes=ARROW_SUFFIXES if config.source.format == "arrow" else SHARD_SUFFIXES,
     )
 
 
+def _flat(shards: list) -> list[str]:
+    """A mixture's per-source lists as one list of 'source#i: url' (plain lists unchanged)."""
+    if shards and all(isinstance(s, list) for s in shards):
+        return [f"source#{i}: {u}" for i, lst in enumerate(shards) for u in lst]
+    return list(shards)
+
+
 def shard_diff(saved: list[str], now: list[str], names=("the state", "now"), limit: int = 5
                ) -> str:
     """'only in now: [...]; only in the state: [...]' (or 'same shards in another order')."""
+    saved, now = _flat(saved), _flat(now)
     new = [u for u in now if u not in set(saved)]
     gone = [u for u in saved if u not in set(now)]
     if not new and not gone:
@@ -184,7 +196,8 @@ class Loader:
         nw = config.num_workers
         self._workers = max(1, nw)
         consumers = num_consumers(self.world_size, nw)
-        usable = min(len(self.shards), config.num_lanes)
+        # a mixture checks that every lane reads every source (stages/mix.py: check_lanes)
+        usable = config.num_lanes if config.sources else min(len(self.shards), config.num_lanes)
         if consumers > usable:
             msg = (
                 f"{consumers} consumers (world_size {self.world_size} x {self._workers} workers) "
@@ -289,15 +302,18 @@ class Loader:
     @property
     def metrics(self) -> dict:
         """Retries and reopens of this rank's workers (this iteration), and the bad data skipped
-        in this rank's lanes (kept in their cursors, so they survive a resume)."""
+        in this rank's lanes (kept in their cursors, so they survive a resume); for a mixture,
+        ``sources``: per source the sequences, tokens and highest epoch of this rank's lanes."""
         out: dict[str, Any] = {"retries": 0, "reopens": 0, "skipped": {}}
         for c in self._counters.values():
             out["retries"] += c.get("retries", 0)
             out["reopens"] += c.get("reopens", 0)
         owned = {str(lane) for lanes in self._owned.values() for lane in lanes}
-        for key, lane in self._lanes.items():
-            if key not in owned:  # loaded from a global state: another rank reports it
-                continue
+        mine = [lane for key, lane in self._lanes.items() if key in owned]  # others: other ranks
+        if self.config.sources is not None:
+            out["sources"] = mix_metrics(self.config.source_names, mine)
+            mine = [s for lane in mine for s in lane["sources"].values()]
+        for lane in mine:
             node = lane  # walk down to the reader's cursor (tar or arrow), which counts skips
             while isinstance(node, Mapping) and "skipped" not in node:
                 node = node.get("source")

@@ -200,6 +200,10 @@ def check_teacher_names(config: PipelineConfig) -> None:
 
 def source_config(config: PipelineConfig) -> PipelineConfig:
     """The pipeline whose lanes are precomputed: one pass (``epochs: 1``) over a text source."""
+    if config.sources is not None:  # issue 14: a mixture blends sources at read time
+        raise ConfigError("--precompute runs one source; precompute each source of a mixture "
+                          "with its own pipeline (source: ...) and list the outputs as "
+                          "format: precomputed entries under sources:")
     if config.source.format == "precomputed":
         raise ConfigError("--precompute needs a pipeline over text shards (source.format tar or "
                           "arrow), got source.format: precomputed")

@@ -10,6 +10,8 @@ doc_ids            int32 [B,T]   index of the piece (document part) in its seque
 input_lengths      int64 [B]     real tokens per row
 sample_mask        float32 [B]   0 for padding rows (the tail of an epoch) and padding batches
 pieces             list[B]       per row: [[doc_key, char_start, char_end], ...]
+source_ids         int64 [B]     index into ``sources:`` of the row's source (0 for one source),
+                                 -1 on padding rows (a row holds one source: ``stages/mix.py``)
 teachers           dict          per teacher name, the teacher's tensors (``stages/teacher.py``)
 =================  ============  ===============================================================
 
@@ -96,6 +98,8 @@ class Batcher(Passthrough):
             "input_lengths": torch.from_numpy(lengths),
             "sample_mask": torch.from_numpy(sample_mask),
             "pieces": pieces,
+            "source_ids": torch.tensor([s.source for s in seqs] + [-1] * (B - len(seqs)),
+                                       dtype=torch.int64),
         }
         if self.teacher_collators:
             pad_rows = [None] * (B - len(seqs))
