@@ -15,6 +15,7 @@ from pydantic import (
     AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator,
 )
 
+from .chat.config import ChatConfig
 from .errors import ConfigError
 from .state import fingerprint
 
@@ -133,6 +134,9 @@ class PipelineConfig(_Frozen):
     prefetch_factor: int | None = 2
     persistent_workers: bool = False
     pin_memory: bool = False
+    chat: ChatConfig | None = None
+    """Conversations (``chat/``): samples hold ``messages``, each model renders its own chat
+    template; absent = plain text."""
 
     @model_validator(mode="after")
     def _unique_teacher_names(self) -> PipelineConfig:
@@ -141,6 +145,21 @@ class PipelineConfig(_Frozen):
         if dup:
             raise ValueError(f"teacher names must be unique, repeated: {dup}; set teachers[i].name")
         return self
+
+    @model_validator(mode="after")
+    def _chat_template_keys(self) -> PipelineConfig:
+        if self.chat is not None:
+            known = {"student", *(t.key for t in self.teachers)}
+            bad = sorted(set(self.chat.templates) - known)
+            if bad:
+                raise ValueError(f"chat.templates has keys {bad}; use 'student' or a teacher "
+                                 f"name: {sorted(known)}")
+        return self
+
+    @property
+    def sample_field(self) -> str:
+        """The member/column the readers read: the messages in chat mode, else the text."""
+        return self.chat.messages_field if self.chat is not None else self.source.text_field
 
     def teacher_max_len(self, teacher: TeacherConfig) -> int:
         """Teacher tokens kept per row: ``max_len``, default 2 x student.seq_len."""
@@ -168,6 +187,7 @@ class PipelineConfig(_Frozen):
             "pad_to_multiple_of": self.pad_to_multiple_of,
             "num_lanes": self.num_lanes,
             "shuffle": self.shuffle.model_dump(),
+            **({"chat": self.chat.model_dump()} if self.chat is not None else {}),
         }
 
 
