@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.chat.templates import CHATML, LLAMA3_STYLE
+from xtok_stream.chat.templates import CHATML, LLAMA3_STYLE
 
 TEMPLATES = {"student": CHATML, "deepseek-v4": LLAMA3_STYLE, "mistral-v3": "mistral-common"}
 

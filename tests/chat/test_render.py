@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.chat.templates import CHATML, LLAMA3_STYLE
+from xtok_stream.chat.templates import CHATML, LLAMA3_STYLE
 from xtok_stream.chat.messages import parse_messages
 from xtok_stream.chat.render import renderer
 from xtok_stream.errors import ConfigError, DecodeError

@@ -32,3 +32,22 @@ def iter_conversations(limit: int = 64, *, system: bool = False,
             msgs.append({"role": "user", "content": _ASK[(n + i) % len(_ASK)] + q})
             msgs.append({"role": "assistant", "content": a})
         yield {"__key__": safe_key(f"chat-{doc['id']}"), "messages": json.dumps(msgs, ensure_ascii=False)}
+
+
+def build_chat_shards(out, samples_per_shard: int = 16, limit: int = 256) -> list[str]:
+    """Write the demo conversations as tar shards (member ``messages``) under ``out``; reused
+    when its manifest exists."""
+    from pathlib import Path
+
+    from ..io.shards import manifest, write_shards
+
+    out = Path(out)
+    man_path = out / "manifest.json"
+    if man_path.exists():
+        return [str(out / s["name"]) for s in json.loads(man_path.read_text())["shards"]]
+    shards = write_shards(iter_conversations(limit), str(out), samples_per_shard=samples_per_shard,
+                          prefix="chat")
+    man = manifest(shards, sources=["python stdlib conversations"],
+                   config={"samples_per_shard": samples_per_shard, "limit": limit})
+    man_path.write_text(json.dumps(man, indent=1))
+    return [str(out / s.name) for s in shards]

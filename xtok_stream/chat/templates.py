@@ -1,4 +1,5 @@
-"""Chat templates in their upstream formats, for the tests and pipelines/chat-distill.yaml."""
+"""Chat templates in their upstream formats, used by ``xtok demo --chat``, the tests and
+``pipelines/chat-distill.yaml`` (which carries the same text inline)."""
 
 # Qwen2's ChatML (without its default system prompt)
 CHATML = (
@@ -14,3 +15,7 @@ LLAMA3_STYLE = (
     "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}"
     "{% endif %}"
 )
+
+# the demo's models: student qwen2 in ChatML, teachers DeepSeek in the Llama-3 layout and
+# Mistral in mistral-common's own instruct encoding
+DEMO = {"pkg:qwen2": CHATML, "pkg:deepseek-v4": LLAMA3_STYLE, "pkg:mistral-v3": "mistral-common"}
