@@ -180,3 +180,26 @@ def test_resume_at_every_step(chat_shards, overflow):
     cfg = load_config(chat_config(shards[:2], seq_len=80, overflow=overflow))
     items = check_resume(lambda: _Flat(build_lane(cfg, shards[:2], 0)), every=1)
     assert len(items) > 5
+
+
+def test_arrow_source_with_a_json_messages_column(chat_samples, tmp_path):
+    """Parquet rows holding the conversation as JSON text read in place (source.format arrow)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"id": [s["__key__"] for s in chat_samples],
+                             "messages": [s["messages"] for s in chat_samples]}),
+                   tmp_path / "convs.parquet", row_group_size=8)
+    cfg = chat_config([str(tmp_path / "convs.parquet")], seq_len=128, teachers=())
+    cfg["source"]["format"] = "arrow"
+    cfg = load_config(cfg)
+    rows = [row for seq in lane_sequences(cfg, [str(tmp_path / "convs.parquet")])
+            for row in seq.ledger()]
+    by_text = {}
+    for s in chat_samples:
+        by_text[s["messages"]] = student_render(__import__("json").loads(s["messages"])).text
+    assert len(rows) >= len(chat_samples)
+    covered = {}
+    for key, c0, c1 in rows:
+        covered[key] = covered.get(key, 0) + (c1 - c0)
+    assert sorted(covered.values()) == sorted(len(t) for t in by_text.values())
