@@ -10,6 +10,7 @@ import pytest
 
 from tests.chat.conftest import TEMPLATES, chat_config
 from tests.helpers import assert_exactly_once
+from xtok_stream.align import UnalignedReason
 from xtok_stream.align.tables import byte_table
 from xtok_stream.chat.messages import parse_messages
 from xtok_stream.chat.render import renderer
@@ -203,3 +204,25 @@ def test_arrow_source_with_a_json_messages_column(chat_samples, tmp_path):
     for key, c0, c1 in rows:
         covered[key] = covered.get(key, 0) + (c1 - c0)
     assert sorted(covered.values()) == sorted(len(t) for t in by_text.values())
+
+
+def test_chunks_and_unaligned_partition_both_sides_under_max_len(chat_shards):
+    """Every student and teacher token is in exactly one chunk or listed unaligned; a teacher
+    cut by max_len leaves the student's rest unaligned as a truncated tail."""
+    shards, _ = chat_shards
+    cfg = chat_config(shards[:2], seq_len=160, teachers=("pkg:deepseek-v4",))
+    cfg["teachers"][0]["max_len"] = 64
+    reasons = set()
+    for seq in lane_sequences(load_config(cfg), shards[:2]):
+        v = seq.extras["deepseek-v4"]
+        assert len(v["input_ids"]) <= 64
+        for spans, un, n in ((v["student_spans"], v["student_unaligned"], seq.length),
+                             (v["teacher_spans"], v["teacher_unaligned"], len(v["input_ids"]))):
+            cover = np.zeros(n, int)
+            for a, b in spans.tolist():
+                cover[a:b] += 1
+            np.add.at(cover, un[:, 0], 1)
+            assert (cover == 1).all(), np.flatnonzero(cover != 1)[:10]
+            assert np.all(spans[1:, 0] >= spans[:-1, 1])  # monotone
+        reasons |= set(v["student_unaligned"][:, 1].tolist())
+    assert int(UnalignedReason.TRUNCATED_TAIL) in reasons

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..align import UnalignedReason
 from ..config import TeacherConfig
 from ..errors import DecodeError
 from ..records import PackedSequence
@@ -89,15 +90,17 @@ class ChatTeacher(Passthrough):
         s_un, t_un = [], []
         totals = np.zeros(2)  # unaligned bytes, chunks over max_comb (for the metrics)
 
-        def pair(sa, sb, ta, tb):
+        def pair(sa, sb, ta, tb, why=TEMPLATE_UNPAIRED):
+            cut = tb > L  # the teacher's side runs past max_len
             tb, ta = min(tb, L), min(ta, L)
             if sb > sa and tb > ta:
                 ss.append((sa, sb))
                 ts.append((ta, tb))
                 ex.append(False)
             else:
-                s_un.extend((i, TEMPLATE_UNPAIRED) for i in range(sa, sb))
-                t_un.extend((i, TEMPLATE_UNPAIRED) for i in range(ta, tb))
+                why = int(UnalignedReason.TRUNCATED_TAIL) if cut and tb == ta else why
+                s_un.extend((i, why) for i in range(sa, sb))
+                t_un.extend((i, why) for i in range(ta, tb))
 
         for cp, (t_content, t_bounds, _, _) in zip(seq.extras["_chat"], layouts):
             for j in range(cp.hi - cp.lo):
@@ -112,8 +115,9 @@ class ChatTeacher(Passthrough):
                     s_un.extend(zip(a.student_unaligned + sa, a.student_unaligned_reason))
                     t_un.extend(zip(a.teacher_unaligned + ta, a.teacher_unaligned_reason))
                     totals[0] += a.metrics.unaligned_bytes
-                else:
-                    pair(int(sa), int(sb), ta, tb)
+                else:  # one side has no content tokens here (cut by seq_len or max_len)
+                    pair(int(sa), int(sb), int(t_content[j][0]), int(t_content[j][1]),
+                         int(UnalignedReason.TRUNCATED_TAIL))
                 pair(int(cp.content[j][1]), int(cp.bounds[j + 1]), int(t_content[j][1]),
                      int(t_bounds[j + 1]))  # tails
         s_spans = np.array(ss, np.int32).reshape(-1, 2)
