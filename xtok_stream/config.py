@@ -15,6 +15,7 @@ from pydantic import (
     AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator,
 )
 
+from .chat.config import ChatConfig
 from .errors import ConfigError
 from .state import fingerprint
 
@@ -172,6 +173,9 @@ class PipelineConfig(_Frozen):
     prefetch_factor: int | None = Field(2, gt=0)
     persistent_workers: bool = False
     pin_memory: bool = False
+    chat: ChatConfig | None = None
+    """Conversations (``chat/``): samples hold ``messages``, each model renders its own chat
+    template; absent = plain text."""
 
     @model_validator(mode="after")
     def _unique_teacher_names(self) -> PipelineConfig:
@@ -206,6 +210,21 @@ class PipelineConfig(_Frozen):
     def source_names(self) -> list[str]:
         return [s.name or f"source{i}" for i, s in enumerate(self.sources or [])]
 
+    @model_validator(mode="after")
+    def _chat_template_keys(self) -> PipelineConfig:
+        if self.chat is not None:
+            known = {"student", *(t.key for t in self.teachers)}
+            bad = sorted(set(self.chat.templates) - known)
+            if bad:
+                raise ValueError(f"chat.templates has keys {bad}; use 'student' or a teacher "
+                                 f"name: {sorted(known)}")
+        return self
+
+    @property
+    def sample_field(self) -> str:
+        """The member/column the readers read: the messages in chat mode, else the text."""
+        return self.chat.messages_field if self.chat is not None else self.source.text_field
+
     def teacher_max_len(self, teacher: TeacherConfig) -> int:
         """Teacher tokens kept per row: ``max_len``, default 2 x student.seq_len."""
         return teacher.max_len or 2 * self.student.seq_len
@@ -227,6 +246,7 @@ class PipelineConfig(_Frozen):
             "pad_to_multiple_of": self.pad_to_multiple_of,
             "num_lanes": self.num_lanes,
             "shuffle": self.shuffle.model_dump(),
+            **({"chat": self.chat.model_dump()} if self.chat is not None else {}),
         }
         if self.sources is None:
             shape["source"] = _source_shape(self.source)

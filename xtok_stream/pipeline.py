@@ -44,6 +44,10 @@ def build_lane(config: PipelineConfig, shards: list[str], lane: int):
         if config.shuffle.buffer
         else reader
     )
+    if config.chat is not None:  # conversations: chat/ (own packing and teacher stages)
+        from .chat.pipeline import chat_lane
+
+        return chat_lane(config, docs)
     stage = Packer(docs, tokenizer=config.student.tokenizer, seq_len=config.student.seq_len)
     for teacher in config.teachers:
         stage = TeacherTokenizer(stage, student=config.student.tokenizer, teacher=teacher,
@@ -59,7 +63,7 @@ def _tar_reader(config: PipelineConfig, shards: list[str], lane: int) -> Documen
         seed=config.seed,
         epochs=config.epochs,
         shuffle_shards=config.shuffle.shards,
-        text_field=config.source.text_field,
+        text_field=config.sample_field,
         storage_options=config.source.storage_options,
         bad_data=config.source.on_bad_data,
         retry=config.source.retry,
@@ -73,7 +77,13 @@ def pad_id(spec: str) -> int:
 
 
 def _collate_teacher(views, *, config: PipelineConfig, teacher) -> dict:
-    return collate_teacher(
+    if config.chat is not None:
+        from .chat.teacher import collate as collate_chat_teacher
+
+        collate = collate_chat_teacher
+    else:
+        collate = collate_teacher
+    return collate(
         views, student_width=-(-config.student.seq_len // config.pad_to_multiple_of)
         * config.pad_to_multiple_of, width=config.teacher_width(teacher),
         pad_id=pad_id(teacher.tokenizer), exact_token_match_only=teacher.exact_token_match_only,
@@ -93,6 +103,7 @@ def build_consumer(
         seq_len=config.student.seq_len,
         pad_id=functools.partial(pad_id, config.student.tokenizer),
         pad_to_multiple_of=config.pad_to_multiple_of,
+        loss_mask=config.chat is not None,
         teacher_collators={
             t.key: functools.partial(_collate_teacher, config=config, teacher=t)
             for t in config.teachers

@@ -24,6 +24,8 @@ def add_arguments(p) -> None:
     p.add_argument("--num-workers", type=int, default=1)
     p.add_argument("--max-batches", type=int, default=None)
     p.add_argument("--samples-per-shard", type=int, default=64)
+    p.add_argument("--chat", action="store_true",
+                   help="conversations instead of text: each model in its own chat template")
 
 
 def build_demo_shards(out: Path, samples_per_shard: int) -> list[str]:
@@ -54,10 +56,20 @@ def main(args) -> int:
     from ..tokenizers import load_tokenizer
 
     out = Path(args.out)
-    shards = build_demo_shards(out, args.samples_per_shard)
-    teachers = [t for t in args.teachers.split(",") if t.strip()]
+    teachers = [t.strip() for t in args.teachers.split(",") if t.strip()]
+    chat = {}
+    if args.chat:  # chat/: demo conversations, templates from chat/templates.py
+        from ..chat.corpus import build_chat_shards
+        from ..chat.templates import DEMO
+
+        shards = build_chat_shards(out / "chat-shards")
+        chat = {"chat": {"templates": {("student" if n == args.student else n.removeprefix("pkg:")):
+                                       DEMO[n] for n in [args.student, *teachers] if n in DEMO}}}
+    else:
+        shards = build_demo_shards(out, args.samples_per_shard)
     config = load_config({
-        "source": {"urls": [str(out / "shards") + "/"]},
+        **chat,
+        "source": {"urls": [str(Path(shards[0]).parent) + "/"]},
         "student": {"tokenizer": args.student, "seq_len": args.seq_len},
         "teachers": [{"tokenizer": t.strip()} for t in teachers],
         "batch_size": args.batch_size, "num_workers": args.num_workers, "num_lanes": 8,

@@ -13,6 +13,7 @@ pieces             list[B]       per row: [[doc_key, char_start, char_end], ...]
 source_ids         int64 [B]     index into ``sources:`` of the row's source (0 for one source),
                                  -1 on padding rows (a row holds one source: ``stages/mix.py``)
 teachers           dict          per teacher name, the teacher's tensors (``stages/teacher.py``)
+loss_mask          float32 [B,T] chat mode only: 1 on assistant content (``chat/pack.py``)
 =================  ============  ===============================================================
 
 T is ``seq_len`` rounded up to ``pad_to_multiple_of``. A short last batch is filled with padding
@@ -45,12 +46,14 @@ class Batcher(Passthrough):
         pad_id: Callable[[], int] | int,
         pad_to_multiple_of: int = 1,
         teacher_collators: Mapping[str, Callable[[list[Any]], dict]] | None = None,
+        loss_mask: bool = False,
     ):
         self.source, self.batch_size = source, batch_size
         m = pad_to_multiple_of
         self.width = -(-seq_len // m) * m
         self._pad_id = pad_id
         self.teacher_collators = dict(teacher_collators or {})
+        self.loss_mask = loss_mask  # chat: sequences carry extras["_loss_mask"]
 
     @property
     def pad_id(self) -> int:
@@ -101,6 +104,11 @@ class Batcher(Passthrough):
             "source_ids": torch.tensor([s.source for s in seqs] + [-1] * (B - len(seqs)),
                                        dtype=torch.int64),
         }
+        if self.loss_mask:
+            mask = np.zeros((B, T), np.float32)
+            for b, s in enumerate(seqs):
+                mask[b, : s.length] = s.extras["_loss_mask"][: s.length]
+            batch["loss_mask"] = torch.from_numpy(mask)
         if self.teacher_collators:
             pad_rows = [None] * (B - len(seqs))
             batch["teachers"] = {

@@ -261,7 +261,7 @@ def build_arrow_reader(config: PipelineConfig, shards: list[str], lane: int) -> 
     src = config.source
     return ArrowDocumentReader(
         shards, lane=lane, num_lanes=config.num_lanes, seed=config.seed, epochs=config.epochs,
-        shuffle_shards=config.shuffle.shards, text_field=src.text_field,
+        shuffle_shards=config.shuffle.shards, text_field=config.sample_field,
         storage_options=src.storage_options, bad_data=src.on_bad_data, retry=src.retry,
         val_split=src.val_split, split=src.split,
     )
