@@ -1,8 +1,9 @@
 """Pipeline config: frozen pydantic models, YAML loading and ``--set a.b=value`` overrides.
 
 Unknown keys are errors (``extra="forbid"``) so a typo never silently falls back to a default.
-The *stream-shaping* part (everything that changes which tokens come out in which order) is
-fingerprinted into the loader state; a resume under a different one is refused.
+Everything shapes the stream (and is fingerprinted into the loader state, so a resume under a
+different value is refused) unless it is declared in :data:`TRANSPORT_ONLY`: a deny-list, so a
+field added later is fingerprinted by default.
 """
 
 from __future__ import annotations
@@ -17,6 +18,23 @@ from pydantic import (
 
 from .errors import ConfigError
 from .state import fingerprint
+
+
+TRANSPORT_ONLY: frozenset[str] = frozenset({
+    # how bytes are fetched, not which: credentials, endpoints, retries
+    "source.storage_options",
+    "source.retry",
+    # how batches reach the trainer: the stream is the same for any worker count (lanes)
+    "num_workers",
+    "prefetch_factor",
+    "persistent_workers",
+    "pin_memory",
+    # a limit checked at config load, not a stream parameter
+    "shuffle.state_budget",
+})
+"""Dotted config paths (``*`` matches a list index) that never change which tokens come out in
+which order: the one place that declares them. A path here needs a test that the stream is
+unchanged under another value (tests/stream/test_fingerprint.py walks every field)."""
 
 
 class _Frozen(BaseModel):
@@ -114,6 +132,12 @@ class ShuffleConfig(_Frozen):
     buffer: int = Field(0, ge=0)
     """Sample-shuffle buffer per lane, in documents (0 = off). The state keeps re-fetch
     positions, not texts."""
+    state_budget: int = Field(16 << 20, gt=0)
+    """Bytes the buffers' positions may take in a saved loader state (``buffer x num_lanes``
+    positions of ~24 bytes each); a config over it is refused at load."""
+
+
+POSITION_BYTES = 24  # one re-fetch position in a saved state: "[12, 345, 1234567890], "
 
 
 class PipelineConfig(_Frozen):
@@ -135,6 +159,17 @@ class PipelineConfig(_Frozen):
     pin_memory: bool = False
 
     @model_validator(mode="after")
+    def _shuffle_state_fits(self) -> PipelineConfig:
+        need = self.shuffle.buffer * self.num_lanes * POSITION_BYTES
+        if need > self.shuffle.state_budget:
+            raise ValueError(
+                f"shuffle.buffer {self.shuffle.buffer} x num_lanes {self.num_lanes} keeps "
+                f"~{need / 2**20:.1f} MiB of positions in every saved state, over "
+                f"shuffle.state_budget {self.shuffle.state_budget / 2**20:.1f} MiB; lower "
+                "shuffle.buffer or num_lanes, or raise shuffle.state_budget")
+        return self
+
+    @model_validator(mode="after")
     def _unique_teacher_names(self) -> PipelineConfig:
         keys = [t.key for t in self.teachers]
         dup = sorted({k for k in keys if keys.count(k) > 1})
@@ -153,22 +188,26 @@ class PipelineConfig(_Frozen):
         return -(-n // m) * m
 
     def stream_shape(self) -> dict:
-        """The fields that decide the token stream (fingerprinted into saved states)."""
-        return {
-            # the URL list can be long (1,000s of shards): states keep its hash only
-            "source": {"urls": fingerprint(list(self.source.urls)), "text_field": self.source.text_field,
-                       "format": self.source.format,
-                       "val_split": self.source.val_split, "split": self.source.split,
-                       "on_bad_data": self.source.on_bad_data.model_dump()},
-            "student": self.student.model_dump(),
-            "teachers": [t.model_dump() for t in self.teachers],
-            "seed": self.seed,
-            "epochs": self.epochs,
-            "batch_size": self.batch_size,
-            "pad_to_multiple_of": self.pad_to_multiple_of,
-            "num_lanes": self.num_lanes,
-            "shuffle": self.shuffle.model_dump(),
-        }
+        """Every field but the :data:`TRANSPORT_ONLY` ones (fingerprinted into saved states).
+        The URL list can be long (1,000s of shards): states keep its hash only."""
+        tree = self.model_dump(mode="json")
+        for path in TRANSPORT_ONLY:
+            _drop(tree, path.split("."))
+        tree["source"]["urls"] = fingerprint(list(self.source.urls))
+        return tree
+
+
+def _drop(node: Any, parts: list[str]) -> None:
+    """Remove the dotted path ``parts`` from a dumped config (``*`` = every list item)."""
+    head, rest = parts[0], parts[1:]
+    if head == "*" and isinstance(node, list):
+        for item in node:
+            _drop(item, rest)
+    elif isinstance(node, dict) and head in node:
+        if rest:
+            _drop(node[head], rest)
+        else:
+            del node[head]
 
 
 def _set_dotted(tree: dict, dotted: str, value: Any) -> None:

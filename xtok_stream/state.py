@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Protocol, TypeVar
 
 from .errors import StateError
@@ -57,8 +57,25 @@ class Passthrough:
         with nested("source"):
             self.source.load_state_dict(state["source"])
 
+    @property
+    def metrics(self) -> dict:
+        """The counts of the stages upstream (see ``LaneReader.metrics``)."""
+        return self.source.metrics
+
     def close(self) -> None:
         self.source.close()
+
+
+def merge_metrics(parts: Iterable[Mapping]) -> dict:
+    """Sum metrics dicts (nested dicts key by key)."""
+    out: dict = {}
+    for p in parts:
+        for k, v in p.items():
+            if isinstance(v, Mapping):
+                out[k] = merge_metrics([out.get(k, {}), v])
+            else:
+                out[k] = out.get(k, 0) + v
+    return out
 
 
 def envelope(kind: str, version: int, **fields: Any) -> dict:

@@ -35,10 +35,9 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from ..config import PipelineConfig
 from ..errors import ConfigError, StateError
-from ..io.retry import COUNTERS
 from ..io.urls import ARROW_SUFFIXES, SHARD_SUFFIXES, expand_urls
 from ..pipeline import build_consumer
-from ..state import check_envelope, diff_fields, fingerprint
+from ..state import check_envelope, diff_fields, fingerprint, merge_metrics
 from ..tokenizers import vocab_sha256
 from .lanes import consumer_index, consumer_lanes, num_consumers
 
@@ -83,7 +82,7 @@ class ConsumerDataset(IterableDataset):
         try:
             for batch in stream:
                 batch[_META] = {"worker": w, "state": json.dumps(stream.state_dict()),
-                                "counters": dict(COUNTERS)}
+                                "metrics": stream.metrics}
                 yield batch
             while True:  # see module docstring: keep the DataLoader's round-robin strict
                 yield {_META: {"worker": w, "done": True}}
@@ -148,7 +147,7 @@ class Loader:
         """Back to the start of the stream (fresh cursors)."""
         self._lanes: dict[str, Any] = {}
         self._rr: dict[int, int] = {}
-        self._counters: dict[int, dict[str, int]] = {}
+        self._metrics: dict[int, dict] = {}  # per worker: its consumer's metrics
         self._next_worker = 0
         self._step = 0
 
@@ -207,7 +206,7 @@ class Loader:
                     batch = padding
                 else:
                     batch, w, meta = real
-                    self._counters[w] = meta["counters"]
+                    self._metrics[w] = meta["metrics"]
                     mux = json.loads(meta["state"])["source"]
                     self._rr[w] = mux["rr"]
                     self._lanes.update(mux["lanes"])
@@ -223,21 +222,11 @@ class Loader:
 
     @property
     def metrics(self) -> dict:
-        """Retries and reopens of this rank's workers (this iteration), and the bad data skipped
-        in this rank's lanes (kept in their cursors, so they survive a resume)."""
-        out: dict[str, Any] = {"retries": 0, "reopens": 0, "skipped": {}}
-        for c in self._counters.values():
-            out["retries"] += c.get("retries", 0)
-            out["reopens"] += c.get("reopens", 0)
-        owned = {str(lane) for lanes in self._owned.values() for lane in lanes}
-        for key, lane in self._lanes.items():
-            if key not in owned:  # loaded from a global state: another rank reports it
-                continue
-            node = lane  # walk down to the reader's cursor (tar or arrow), which counts skips
-            while isinstance(node, Mapping) and "skipped" not in node:
-                node = node.get("source")
-            for kind, n in (node or {}).get("skipped", {}).items():
-                out["skipped"][kind] = out["skipped"].get(kind, 0) + n
+        """What this rank's workers' stages counted, as of the last batch handed out: retries
+        and reopens of their readers in this iteration, and the bad data skipped in this rank's
+        lanes (kept in the lane cursors, so they survive a resume)."""
+        out = merge_metrics([{"retries": 0, "reopens": 0, "skipped": {}},
+                             *self._metrics.values()])
         return out
 
     def state_dict(self) -> dict:

@@ -218,6 +218,11 @@ class PrecomputedReader:
         self._epoch, self._slot, self._offset, self._index = c.epoch, c.slot, c.offset, c.index
         self._restored = c.offset > 0 or c.index > 0
 
+    @property
+    def metrics(self) -> dict:
+        c = self.retry.counters
+        return {"retries": c["retries"], "reopens": c["reopens"], "skipped": {}}
+
     def _close_it(self) -> None:
         if self._it is not None:
             self._it.close()

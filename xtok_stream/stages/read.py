@@ -98,6 +98,25 @@ class LaneReader:
     def skipped(self) -> dict[str, int]:
         return dict(self._skipped)
 
+    @property
+    def metrics(self) -> dict:
+        """This reader's own counts: retries and reopens since it was built (its RetryPolicy
+        counts them, not a process-global), and the bad data skipped (kept in its cursor, so
+        they survive a resume)."""
+        c = self.retry.counters
+        return {"retries": c["retries"], "reopens": c["reopens"], "skipped": dict(self._skipped)}
+
+    def fetch(self, position: Sequence[int]) -> Document:
+        raise NotImplementedError
+
+    def fetch_many(self, positions: Sequence[Sequence[int]]) -> list[Document]:
+        """The documents at ``positions`` (in that order), read in position order so one
+        shard's re-reads come together (the Arrow reader caches the unit they share)."""
+        out: list[Document | None] = [None] * len(positions)
+        for i in sorted(range(len(positions)), key=lambda i: list(positions[i])):
+            out[i] = self.fetch(positions[i])
+        return out  # type: ignore[return-value]
+
     def _load_cursor(self, state: Mapping, align: int = 1) -> DocumentCursor:
         """The checked cursor of ``state`` (see :mod:`xtok_stream.cursor`)."""
         c = DocumentCursor.from_dict(state, self.KIND, self.VERSION, epochs=self.epochs,
@@ -304,6 +323,39 @@ class DocumentReader(LaneReader):
         raw = self._raw_text(sample, url)
         return Document(sample.key, self._decode(raw, sample.key, offset, url), url, offset,
                         epoch, slot)
+
+    def fetch_many(self, positions: Sequence[Sequence[int]]) -> list[Document]:
+        """Batched re-fetch (shuffle restore): one sequential read per shard, from the lowest
+        wanted offset to the highest. A shuffle buffer was filled by reading in order, so its
+        documents sit close together just before the cursor."""
+        checked = [self.check_position(p) for p in positions]
+        groups: dict[tuple[int, int], set[int]] = {}
+        for epoch, slot, offset in checked:
+            groups.setdefault((epoch, slot), set()).add(offset)
+        found: dict[tuple[int, int, int], Document] = {}
+        for (epoch, slot), offsets in groups.items():
+            url, want = self.url_at(epoch, slot), set(offsets)
+            it = iter_samples(url, self.storage_options, min(offsets), retry=self.retry,
+                              max_member_bytes=self.bad.max_document_bytes)
+            try:
+                for sample in it:
+                    if sample.offset in want:
+                        want.discard(sample.offset)
+                        raw = self._raw_text(sample, url)
+                        if isinstance(raw, Oversized):
+                            raise StateError(f"buffer: [{epoch}, {slot}, {sample.offset}] is a "
+                                             "huge document, which is never buffered")
+                        found[(epoch, slot, sample.offset)] = Document(
+                            sample.key, self._decode(raw, sample.key, sample.offset, url), url,
+                            sample.offset, epoch, slot)
+                    if not want or sample.offset > max(want):
+                        break
+            finally:
+                it.close()
+            if want:
+                raise StateError(f"buffer: no sample starts at byte(s) {sorted(want)[:5]} of "
+                                 f"{url}: the state does not belong to this data")
+        return [found[p] for p in checked]
 
     # -- state ----------------------------------------------------------------------------------
     def state_dict(self) -> dict:
