@@ -16,7 +16,7 @@ an all-padding batch (``sample_mask`` all 0) so no rank hangs and none drops or 
 
 State (JSON)::
 
-    {"kind": "xtok_loader", "v": 1, "fingerprint": ..., "config": {...stream shape...},
+    {"kind": "xtok_loader", "v": 2, "fingerprint": ..., "config": {...stream shape...},
      "shards": {"count", "fingerprint"}, "topology": {"world_size", "num_workers"}, "step": 12,
      "lanes": {"0": {...lane cursor...}, ...},
      "ranks": {"0": {"next_worker": 1, "rr": {"0": 2, "1": 0}}, ...}}
@@ -37,13 +37,13 @@ from ..config import PipelineConfig
 from ..errors import ConfigError, StateError
 from ..io.urls import ARROW_SUFFIXES, SHARD_SUFFIXES, expand_urls
 from ..pipeline import build_consumer
-from ..state import check_envelope, diff_fields, fingerprint, merge_metrics
-from ..tokenizers import vocab_sha256
+from ..state import check_envelope, diff_fields, fingerprint, get_int, merge_metrics, nested
+from ..tokenizers import tokenizer_sha256
 from .lanes import consumer_index, consumer_lanes, num_consumers
 
 log = logging.getLogger(__name__)
 
-KIND, VERSION = "xtok_loader", 1
+KIND, VERSION = "xtok_loader", 2  # v2: deny-list config, tokenizers hashed by file bytes
 _META = "_xtok"
 
 
@@ -78,7 +78,10 @@ class ConsumerDataset(IterableDataset):
             consumer_index(self.rank, w, nw), num_consumers(self.world_size, nw),
         )
         if w in self.worker_states:
-            stream.load_state_dict(self.worker_states[w])
+            try:
+                stream.load_state_dict(self.worker_states[w])
+            except StateError as exc:  # the batch/mux envelope is ours: name the loader's path
+                raise StateError(str(exc).removeprefix("source.")) from exc
         try:
             for batch in stream:
                 batch[_META] = {"worker": w, "state": json.dumps(stream.state_dict()),
@@ -135,9 +138,10 @@ class Loader:
         self._group = None
         if self._sync:
             self._group = None if dist.get_backend() == "gloo" else dist.new_group(backend="gloo")
-        # tokenizers by content, not only by name (a local folder can change under its path)
+        # tokenizers by their files' bytes, not only by name (a local folder can change under
+        # its path), without loading them here: the workers do
         self._shape = dict(config.stream_shape(), tokenizer_sha256={
-            spec: vocab_sha256(spec)
+            spec: tokenizer_sha256(spec)
             for spec in [config.student.tokenizer, *(t.tokenizer for t in config.teachers)]
         })
         self._fingerprint = fingerprint({"config": self._shape, "shards": self.shards})
@@ -268,15 +272,34 @@ class Loader:
             raise StateError(
                 "saved loader state belongs to another pipeline: " + "; ".join(diffs or ["?"])
             )
-        self.reset()
-        self._lanes = dict(state["lanes"])
-        self._step = int(state.get("step", 0))
+        lanes, ranks = state["lanes"], state["ranks"]
+        if not isinstance(lanes, Mapping) or not all(
+                isinstance(k, str) and k.isdigit() and int(k) < self.config.num_lanes
+                and isinstance(v, Mapping) for k, v in lanes.items()):
+            raise StateError(f"lanes: must map lane ids 0..{self.config.num_lanes - 1} (decimal "
+                             "strings) to lane states; the lane states themselves are checked "
+                             "by their stages when the workers start")
+        if not isinstance(ranks, Mapping):
+            raise StateError(f"ranks: must be a mapping, got {type(ranks).__name__}")
+        step = get_int(state, "step", KIND)
         same = state.get("topology") == {
             "world_size": self.world_size, "num_workers": self.config.num_workers
         }
-        mine = state["ranks"].get(str(self.rank))
+        mine = ranks.get(str(self.rank))
+        next_worker, rr = 0, {}
         if same and mine is not None:
-            self._next_worker = int(mine["next_worker"])
-            self._rr = {int(w): int(r) for w, r in mine["rr"].items()}
+            with nested(f"ranks.{self.rank}"):
+                if not isinstance(mine, Mapping) or not isinstance(mine.get("rr"), Mapping):
+                    raise StateError("must be {next_worker: int, rr: {worker: int}}")
+                next_worker = get_int(mine, "next_worker", KIND, hi=self._workers - 1)
+                for w, r in mine["rr"].items():
+                    if not (isinstance(w, str) and w.isdigit() and int(w) < self._workers):
+                        raise StateError(f"rr.{w}: not a worker of {self._workers}")
+                    with nested("rr"):
+                        rr[int(w)] = get_int(mine["rr"], w, KIND)
         else:
             log.info("resuming under another topology: lanes regrouped, interleaving restarts")
+        self.reset()
+        self._lanes = dict(lanes)
+        self._step = step
+        self._next_worker, self._rr = next_worker, rr

@@ -48,6 +48,16 @@ def _cut(window: bytes, final: bool) -> int:
     return i - 1 if i > 0 and window[i - 1] >= 0xC0 else len(window)
 
 
+def _not_corrupt(samples: Iterator[TarSample], url: str, offset: int) -> Iterator[TarSample]:
+    """Buffered positions were whole samples when read: corrupt bytes there mean the state is
+    not this data's."""
+    try:
+        yield from samples
+    except CorruptShardError as exc:
+        raise StateError(f"buffer: no sample at byte {offset} of {url} ({exc}): the state does "
+                         "not belong to this data") from exc
+
+
 class LaneReader:
     """What the tar and Arrow readers share: the lane's file plan per epoch (which shards, in
     which order), the bad-data policies and the retry policy. Construction does no I/O."""
@@ -338,7 +348,7 @@ class DocumentReader(LaneReader):
             it = iter_samples(url, self.storage_options, min(offsets), retry=self.retry,
                               max_member_bytes=self.bad.max_document_bytes)
             try:
-                for sample in it:
+                for sample in _not_corrupt(it, url, min(offsets)):
                     if sample.offset in want:
                         want.discard(sample.offset)
                         raw = self._raw_text(sample, url)
