@@ -211,9 +211,14 @@ def test_loader_state_fields_are_checked(shards):
                              (("v",), "str", "v")]:
         with pytest.raises(StateError, match=f"^{field}"):
             Loader(cfg).load_state_dict(edit(state, path, how))
-    # a lane state is checked by its stages when iteration starts, named under lanes.N
-    bad = edit(state, ("lanes", "1", "source", "slot"), "huge")
-    with pytest.raises(StateError, match=r"^lanes\.1\.source\.slot: "):
-        again = Loader(cfg)
-        again.load_state_dict(bad)
-        next(iter(again))
+    # a lane state is checked by its stages when iteration starts, named under lanes.N; so is
+    # a position found bad at the first read (an offset that is no tar header)
+    for path, value, field in [(("lanes", "1", "source", "slot"), 10**12, "source.slot"),
+                               (("lanes", "1", "source", "offset"), None, "source.offset")]:
+        bad = copy.deepcopy(state)
+        lane = bad["lanes"]["1"]
+        lane["source"][path[-1]] = value if value is not None else lane["source"]["offset"] + 512
+        with pytest.raises(StateError, match=rf"^lanes\.1\.{field}: "):
+            again = Loader(cfg)
+            again.load_state_dict(bad)
+            next(iter(again))

@@ -83,10 +83,13 @@ class ConsumerDataset(IterableDataset):
             except StateError as exc:  # the batch/mux envelope is ours: name the loader's path
                 raise StateError(str(exc).removeprefix("source.")) from exc
         try:
-            for batch in stream:
-                batch[_META] = {"worker": w, "state": json.dumps(stream.state_dict()),
-                                "metrics": stream.metrics}
-                yield batch
+            try:
+                for batch in stream:
+                    batch[_META] = {"worker": w, "state": json.dumps(stream.state_dict()),
+                                    "metrics": stream.metrics}
+                    yield batch
+            except StateError as exc:  # a lane cursor found bad at its first read
+                raise StateError(str(exc).removeprefix("source.")) from exc
             while True:  # see module docstring: keep the DataLoader's round-robin strict
                 yield {_META: {"worker": w, "done": True}}
         finally:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import StateError
-from ..state import check_fields, envelope, get_int, merge_metrics, nested
+from ..state import check_fields, envelope, get_int, merge_metrics, nested, within
 
 
 class LaneMux:
@@ -39,6 +39,8 @@ class LaneMux:
             except StopIteration:
                 self._done.add(lane)
                 continue
+            except StateError as exc:  # a restored cursor found bad at its first read
+                raise within(f"lanes.{lane}", exc) from exc
             self._rr = (pos + 1) % n
             return item
         raise StopIteration

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import ConfigError, StateError
 from ..records import Document, PackedSequence, Piece
-from ..state import check_fields, envelope, get_int, nested
+from ..state import check_fields, envelope, get_int, nested, within
 from ..tokenizers import load_tokenizer
 
 
@@ -86,6 +86,8 @@ class Packer:
             doc = next(self.source)
         except StopIteration:
             return False
+        except StateError as exc:  # a restored cursor found bad at its first read
+            raise within("source", exc) from exc
         enc = self._backend.encode(doc.text, add_special_tokens=False)
         self._cur = _OpenDocument(doc, enc, self._eos, before)
         if self._pending_skip:

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from ..dist.lanes import draw
 from ..errors import StateError
 from ..records import Document
-from ..state import check_fields, envelope, get_int, nested
+from ..state import check_fields, envelope, get_int, nested, within
 from .read import LaneReader
 
 
@@ -60,6 +60,8 @@ class Shuffler:
                 doc = next(self.source)
             except StopIteration:
                 break
+            except StateError as exc:  # a restored cursor found bad at its first read
+                raise within("source", exc) from exc
             if doc.char_base or not doc.last_part:
                 return doc  # a window of a huge document: see the module docstring
             self._buffer.append(doc)
