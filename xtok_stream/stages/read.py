@@ -1,6 +1,7 @@
 """``read``: one lane's documents, shard after shard, epoch after epoch.
 
-Cursor: ``{"epoch", "slot", "offset", "part", "part_chars", "skipped"}`` = the next document is
+Cursor (:class:`~xtok_stream.cursor.DocumentCursor`, checked on load):
+``{"epoch", "slot", "offset", "part", "part_chars", "skipped"}`` = the next document is
 the sample whose first tar header is at byte ``offset`` of the ``slot``-th shard the lane reads in
 ``epoch``. Restoring opens that shard with a range request at that byte: resume cost does not grow
 with the position in the epoch. ``part``/``part_chars`` locate the next window of a huge document
@@ -344,7 +345,7 @@ class DocumentReader(LaneReader):
             groups.setdefault((epoch, slot), set()).add(offset)
         found: dict[tuple[int, int, int], Document] = {}
         for (epoch, slot), offsets in groups.items():
-            url, want = self.url_at(epoch, slot), set(offsets)
+            url, want, last = self.url_at(epoch, slot), set(offsets), max(offsets)
             it = iter_samples(url, self.storage_options, min(offsets), retry=self.retry,
                               max_member_bytes=self.bad.max_document_bytes)
             try:
@@ -358,7 +359,7 @@ class DocumentReader(LaneReader):
                         found[(epoch, slot, sample.offset)] = Document(
                             sample.key, self._decode(raw, sample.key, sample.offset, url), url,
                             sample.offset, epoch, slot)
-                    if not want or sample.offset > max(want):
+                    if not want or sample.offset >= last:
                         break
             finally:
                 it.close()
