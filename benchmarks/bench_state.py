@@ -38,6 +38,7 @@ def parse_args(argv=None):
     p.add_argument("--seq-len", type=int, default=4096)
     p.add_argument("--buffer", type=int, default=1000)
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--skip-startup", action="store_true", help="only the shuffle-buffer part")
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "state.md")
     return p.parse_args(argv)
 
@@ -141,7 +142,7 @@ def main(argv=None) -> str:
             sizes[b] = biggest
     restore = median([restore_time(shards, buffer, args.seq_len) for _ in range(args.repeat)])
     ratio = median(rows[buffer]) / median(rows[0])
-    boot, fp = startup(shards, args.repeat)
+    boot, fp = (None, None) if args.skip_startup else startup(shards, args.repeat)
 
     m = machine_info()
     lines = [
@@ -161,16 +162,19 @@ def main(argv=None) -> str:
         f"Restore of a lane with a full {buffer}-document buffer, to its next sequence: "
         f"{restore:.2f} s (re-fetch per shard in one sequential read, replay <= {buffer} draws).",
         "",
-        "| startup, two teachers (mistral-v3, deepseek-v4), warm cache, fresh process | s |",
-        "|---|---|",
-        f"| `import xtok_stream.dist.loader` | {boot['import']:.2f} |",
-        f"| `Loader(config)` (fingerprints 3 tokenizers by file bytes) | {boot['init']:.2f} |",
-        f"| time to first batch after import (Loader() + first next()) | "
-        f"{boot['first_batch']:.2f} |",
-        f"| fingerprint 3 tokenizers by files' bytes (now) | {fp['files']:.3f} |",
-        f"| fingerprint 3 tokenizers by loading them (before) | {fp['load']:.2f} |",
-        "",
     ]
+    if boot is not None:
+        lines += [
+            "| startup, two teachers (mistral-v3, deepseek-v4), warm cache, fresh process | s |",
+            "|---|---|",
+            f"| `import xtok_stream.dist.loader` | {boot['import']:.2f} |",
+            f"| `Loader(config)` (fingerprints 3 tokenizers by file bytes) | {boot['init']:.2f} |",
+            f"| time to first batch after import (Loader() + first next()) | "
+            f"{boot['first_batch']:.2f} |",
+            f"| fingerprint 3 tokenizers by files' bytes (now) | {fp['files']:.3f} |",
+            f"| fingerprint 3 tokenizers by loading them (before) | {fp['load']:.2f} |",
+            "",
+        ]
     table = "\n".join(lines)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(table)
