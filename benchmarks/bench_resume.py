@@ -74,13 +74,12 @@ def first_batch_after(cfg, state) -> float:
 
 def tokens_per_s(cfg) -> tuple[float, dict]:
     from xtok_stream.dist.loader import Loader
-    from xtok_stream.io.retry import COUNTERS
 
-    COUNTERS.clear()
     loader = Loader(cfg)
     t0 = time.perf_counter()
     n = sum(int(b["input_lengths"].sum()) for b in loader)
-    return n / (time.perf_counter() - t0), dict(COUNTERS)
+    m = loader.metrics  # this loader's readers' own counts
+    return n / (time.perf_counter() - t0), {"retries": m["retries"], "reopens": m["reopens"]}
 
 
 def main(argv=None) -> str:

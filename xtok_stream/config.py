@@ -1,8 +1,9 @@
 """Pipeline config: frozen pydantic models, YAML loading and ``--set a.b=value`` overrides.
 
 Unknown keys are errors (``extra="forbid"``) so a typo never silently falls back to a default.
-The *stream-shaping* part (everything that changes which tokens come out in which order) is
-fingerprinted into the loader state; a resume under a different one is refused.
+Everything shapes the stream (and is fingerprinted into the loader state, so a resume under a
+different value is refused) unless it is declared in :data:`TRANSPORT_ONLY`: a deny-list, so a
+field added later is fingerprinted by default.
 """
 
 from __future__ import annotations
@@ -18,6 +19,34 @@ from pydantic import (
 from .chat.config import ChatConfig
 from .errors import ConfigError
 from .state import fingerprint
+
+
+_POLICIES = ("corrupt_shard", "missing_field", "invalid_utf8", "empty_document", "huge_document",
+             "odd_member")
+
+TRANSPORT_ONLY: frozenset[str] = frozenset({
+    # how bytes are fetched, not which: credentials, endpoints, retries
+    "source.storage_options",
+    "source.retry",
+    # how batches reach the trainer: the stream is the same for any worker count (lanes)
+    "num_workers",
+    "prefetch_factor",
+    "persistent_workers",
+    "pin_memory",
+    # a limit checked at config load, not a stream parameter
+    "shuffle.state_budget",
+    # bad-data policies decide what happens *at* bad data, not what was consumed before it, so
+    # following an error's advice (error -> skip) at resume keeps the checkpoint (issue 10)
+    *(f"source.on_bad_data.{p}" for p in _POLICIES),
+    # a mixture's sources: transport as above; weights may change at resume (stages/mix.py)
+    "sources.*.storage_options",
+    "sources.*.retry",
+    "sources.*.weight",
+    *(f"sources.*.on_bad_data.{p}" for p in _POLICIES),
+})
+"""Dotted config paths (``*`` matches a list index) that never change which tokens come out in
+which order: the one place that declares them. A path here needs a test that the stream is
+unchanged under another value (tests/stream/test_fingerprint.py walks every field)."""
 
 
 class _Frozen(BaseModel):
@@ -45,12 +74,6 @@ class BadDataConfig(_Frozen):
     odd_member: Policy = "error"
     """A tar member that is a symlink or hardlink, has no extension, or repeats a sample's
     extension: ``skip`` drops it (keeping the first of duplicates) and counts it."""
-
-    def shape(self) -> dict:
-        """What is fingerprinted: only the window size. The policies are transport-only: they
-        decide what happens *at* bad data, not what was consumed before it, so changing one
-        (``error`` -> ``skip``, as the error message advises) must not refuse the checkpoint."""
-        return {"max_document_bytes": self.max_document_bytes}
 
 
 class RetryConfig(_Frozen):
@@ -151,6 +174,12 @@ class ShuffleConfig(_Frozen):
     buffer: int = Field(0, ge=0)
     """Sample-shuffle buffer per lane, in documents (0 = off). The state keeps re-fetch
     positions, not texts."""
+    state_budget: int = Field(16 << 20, gt=0)
+    """Bytes the buffers' positions may take in a saved loader state (``buffer x num_lanes``
+    positions of ~24 bytes each); a config over it is refused at load."""
+
+
+POSITION_BYTES = 24  # one re-fetch position in a saved state: "[12, 345, 1234567890], "
 
 
 class PipelineConfig(_Frozen):
@@ -176,6 +205,17 @@ class PipelineConfig(_Frozen):
     chat: ChatConfig | None = None
     """Conversations (``chat/``): samples hold ``messages``, each model renders its own chat
     template; absent = plain text."""
+
+    @model_validator(mode="after")
+    def _shuffle_state_fits(self) -> PipelineConfig:
+        need = self.shuffle.buffer * self.num_lanes * POSITION_BYTES
+        if need > self.shuffle.state_budget:
+            raise ValueError(
+                f"shuffle.buffer {self.shuffle.buffer} x num_lanes {self.num_lanes} keeps "
+                f"~{need / 2**20:.1f} MiB of positions in every saved state, over "
+                f"shuffle.state_budget {self.shuffle.state_budget / 2**20:.1f} MiB; lower "
+                "shuffle.buffer or num_lanes, or raise shuffle.state_budget")
+        return self
 
     @model_validator(mode="after")
     def _unique_teacher_names(self) -> PipelineConfig:
@@ -236,32 +276,33 @@ class PipelineConfig(_Frozen):
         return -(-n // m) * m
 
     def stream_shape(self) -> dict:
-        """The fields that decide the token stream (fingerprinted into saved states)."""
-        shape = {
-            "student": self.student.model_dump(),
-            "teachers": [t.model_dump() for t in self.teachers],
-            "seed": self.seed,
-            "epochs": self.epochs,
-            "batch_size": self.batch_size,
-            "pad_to_multiple_of": self.pad_to_multiple_of,
-            "num_lanes": self.num_lanes,
-            "shuffle": self.shuffle.model_dump(),
-            **({"chat": self.chat.model_dump()} if self.chat is not None else {}),
-        }
-        if self.sources is None:
-            shape["source"] = _source_shape(self.source)
-        else:  # weights left out on purpose: they may change at resume (stages/mix.py)
-            shape["sources"] = {n: dict(_source_shape(s), end=s.end)
-                                for n, s in zip(self.source_names, self.sources)}
-            shape["mixture"] = dict(self.mixture.model_dump(), order=self.source_names)
-        return shape
+        """Every field but the :data:`TRANSPORT_ONLY` ones (fingerprinted into saved states).
+        The URL lists can be long (1,000s of shards): states keep their hash only. A mixture's
+        sources are keyed by name, so a diff names ``sources.NAME.field``."""
+        tree = self.model_dump(mode="json")
+        for path in TRANSPORT_ONLY:
+            _drop(tree, path.split("."))
+        if self.source is not None:
+            tree["source"]["urls"] = fingerprint(list(self.source.urls))
+        if self.sources is not None:
+            tree["sources"] = {n: dict(d, urls=fingerprint(list(src.urls)))
+                               for n, d, src in zip(self.source_names, tree["sources"],
+                                                    self.sources)}
+            tree["mixture"]["order"] = self.source_names
+        return tree
 
 
-def _source_shape(src: SourceConfig) -> dict:
-    # the URL list can be long (1,000s of shards): states keep its hash only
-    return {"urls": fingerprint(list(src.urls)), "text_field": src.text_field,
-            "format": src.format, "val_split": src.val_split, "split": src.split,
-            "on_bad_data": src.on_bad_data.shape()}
+def _drop(node: Any, parts: list[str]) -> None:
+    """Remove the dotted path ``parts`` from a dumped config (``*`` = every list item)."""
+    head, rest = parts[0], parts[1:]
+    if head == "*" and isinstance(node, list):
+        for item in node:
+            _drop(item, rest)
+    elif isinstance(node, dict) and head in node:
+        if rest:
+            _drop(node[head], rest)
+        else:
+            del node[head]
 
 
 class _NoAliasLoader(yaml.SafeLoader):

@@ -12,9 +12,10 @@ vanishes under ``python -O``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Protocol, TypeVar
 
 from .errors import StateError
@@ -52,11 +53,29 @@ class Passthrough:
         return envelope(self.KIND, self.VERSION, source=self.source.state_dict())
 
     def load_state_dict(self, state: Mapping) -> None:
-        check_envelope(state, self.KIND, self.VERSION, ("source",))
-        self.source.load_state_dict(state["source"])
+        check_fields(state, self.KIND, self.VERSION, ("source",))
+        with nested("source"):
+            self.source.load_state_dict(state["source"])
+
+    @property
+    def metrics(self) -> dict:
+        """The counts of the stages upstream (see ``LaneReader.metrics``)."""
+        return self.source.metrics
 
     def close(self) -> None:
         self.source.close()
+
+
+def merge_metrics(parts: Iterable[Mapping]) -> dict:
+    """Sum metrics dicts (nested dicts key by key)."""
+    out: dict = {}
+    for p in parts:
+        for k, v in p.items():
+            if isinstance(v, Mapping):
+                out[k] = merge_metrics([out.get(k, {}), v])
+            else:
+                out[k] = out.get(k, 0) + v
+    return out
 
 
 def envelope(kind: str, version: int, **fields: Any) -> dict:
@@ -64,16 +83,63 @@ def envelope(kind: str, version: int, **fields: Any) -> dict:
 
 
 def check_envelope(state: Mapping, kind: str, version: int, fields: tuple[str, ...]) -> None:
-    """Raise StateError unless ``state`` is a ``kind`` v``version`` state with ``fields``."""
+    """Raise StateError unless ``state`` is a ``kind`` v``version`` state with ``fields``; the
+    message starts with the field it is about (``v: ...``), see :mod:`xtok_stream.cursor`."""
     if not isinstance(state, Mapping):
         raise StateError(f"{kind} state must be a mapping, got {type(state).__name__}")
     if state.get("kind") != kind:
-        raise StateError(f"expected a '{kind}' state, got kind={state.get('kind')!r}")
+        raise StateError(f"kind: expected a '{kind}' state, got kind={state.get('kind')!r}")
     if state.get("v") != version:
-        raise StateError(f"'{kind}' state version {state.get('v')!r} is not supported (want {version})")
+        raise StateError(f"v: '{kind}' state version {state.get('v')!r} is not supported "
+                         f"(want {version}; states written by another version of xtok_stream "
+                         "cannot be resumed)")
     missing = [f for f in fields if f not in state]
     if missing:
-        raise StateError(f"'{kind}' state lacks field(s) {', '.join(missing)}")
+        raise StateError(f"{missing[0]}: missing from the '{kind}' state (lacks field(s) "
+                         f"{', '.join(missing)})")
+
+
+def within(prefix: str, exc: StateError) -> StateError:
+    """``exc`` with ``prefix`` put in front of the path its message starts with."""
+    msg = str(exc)
+    head, sep, rest = msg.partition(": ")
+    if sep and head and " " not in head:
+        return StateError(f"{prefix}.{head}: {rest}")
+    return StateError(f"{prefix}: {msg}")
+
+
+@contextlib.contextmanager
+def nested(prefix: str) -> Iterator[None]:
+    """Re-raise a StateError from a part of the state under ``prefix`` (``source``,
+    ``lanes.3``)."""
+    try:
+        yield
+    except StateError as exc:
+        raise within(prefix, exc) from exc
+
+
+def get_int(state: Mapping, name: str, kind: str, *, lo: int = 0, hi: int | None = None,
+            hint: str = "") -> int:
+    """``state[name]`` as an int in ``[lo, hi]`` (JSON integers only: not bool, float, str)."""
+    v = state[name]
+    if type(v) is not int:
+        raise StateError(f"{name}: must be an integer in the '{kind}' state, got "
+                         f"{type(v).__name__} {v!r}")
+    if v < lo or (hi is not None and v > hi):
+        rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+        raise StateError(f"{name}: {v} is out of range in the '{kind}' state (must be {rng}"
+                         f"{'; ' + hint if hint else ''})")
+    return v
+
+
+def check_fields(state: Any, kind: str, version: int, fields: tuple[str, ...]) -> None:
+    """The envelope check plus: no field this version does not write (a state from another
+    version or an edit)."""
+    check_envelope(state, kind, version, fields)
+    extra = sorted(set(state) - {"kind", "v", *fields})
+    if extra:
+        raise StateError(f"{extra[0]}: unknown field in the '{kind}' v{version} state "
+                         f"(fields: {', '.join(fields)})")
 
 
 def fingerprint(obj: Any) -> str:

@@ -125,7 +125,7 @@ def test_forever_with_idle_consumers_is_an_error(local_shards):
 def test_a_changed_tokenizer_under_the_same_path_is_refused(local_shards, tmp_path, qwen2):
     """States fingerprint tokenizers by content: a local folder rewritten in place is caught."""
     shards, _ = local_shards
-    from xtok_stream.tokenizers import load_tokenizer, vocab_sha256
+    from xtok_stream.tokenizers import load_tokenizer
 
     folder = tmp_path / "tok"
     qwen2.save_pretrained(str(folder))
@@ -135,6 +135,5 @@ def test_a_changed_tokenizer_under_the_same_path_is_refused(local_shards, tmp_pa
     tok.add_tokens(["<brand-new-token>"])
     tok.save_pretrained(str(folder))
     load_tokenizer.cache_clear()
-    vocab_sha256.cache_clear()
     with pytest.raises(StateError, match=r"tokenizer_sha256\."):
         Loader(cfg).load_state_dict(states[-1])

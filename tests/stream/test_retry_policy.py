@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from tests.faultproxy import FaultProxy
 from xtok_stream.config import RetryConfig
 from xtok_stream.errors import SourceError
-from xtok_stream.io.retry import COUNTERS, TRANSIENT_ERRNOS, TruncatedRead, is_transient
+from xtok_stream.io.retry import TRANSIENT_ERRNOS, TruncatedRead, is_transient
 from xtok_stream.stages.read import DocumentReader
 
 PERMANENT_ERRNOS = sorted(set(errno.errorcode) - TRANSIENT_ERRNOS)
@@ -50,23 +50,22 @@ def test_conflicting_storage_options_fail_at_once(s3, s3_shards):
     shards, _ = s3_shards
     opts = dict(s3.storage_options, client_kwargs={"endpoint_url": s3.endpoint,
                                                    "no_such_client_option": 1})
-    before = COUNTERS["retries"]
+    reader = _reader(shards[:1], opts, max_attempts=8, base_delay=1.0)
     with pytest.raises(SourceError, match="permanent error, not retried") as e:
-        next(_reader(shards[:1], opts, max_attempts=8, base_delay=1.0))
+        next(reader)
     assert e.value.url == shards[0]
-    assert COUNTERS["retries"] == before
+    assert reader.metrics["retries"] == 0
 
 
 def test_a_frozen_endpoint_times_out_and_resumes(s3, s3_shards):
     shards, texts = s3_shards
     proxy = FaultProxy(s3.endpoint, rate=0.5, seed=3, kinds=("stall",), stall_s=60)
     opts = dict(s3.storage_options, endpoint_url=proxy.endpoint)
-    before = COUNTERS["retries"]
+    reader = _reader(shards[:2], opts, max_attempts=20, base_delay=0.01, read_timeout=0.5)
     try:
-        docs = {d.key: d.text for d in _reader(shards[:2], opts, max_attempts=20,
-                                               base_delay=0.01, read_timeout=0.5)}
+        docs = {d.key: d.text for d in reader}
     finally:
         proxy.stop()
     assert proxy.injected["stall"] > 0
-    assert COUNTERS["retries"] - before >= proxy.injected["stall"] // 2
+    assert reader.metrics["retries"] >= proxy.injected["stall"] // 2
     assert docs == {k: texts[k] for k in docs} and len(docs) == 20

@@ -179,6 +179,10 @@ class ChatPacker:
         self._pending_skip = int(state["skip"])  # applied to the next conversation read
         self.truncated_tokens = int(state["truncated_tokens"])
 
+    @property
+    def metrics(self) -> dict:
+        return self.source.metrics
+
     def close(self) -> None:
         self._cur = None
         self.source.close()

@@ -20,7 +20,7 @@ lists) so a resume on another list is refused naming the shards that differ.
 
 State (JSON)::
 
-    {"kind": "xtok_loader", "v": 1, "fingerprint": ..., "config": {...stream shape...},
+    {"kind": "xtok_loader", "v": 2, "fingerprint": ..., "config": {...stream shape...},
      "shards": {"count", "fingerprint", "urls" (<= 256 shards, else null)},
      "topology": {"world_size", "num_workers"}, "step": 12,
      "lanes": {"0": {...lane cursor...}, ...},
@@ -40,17 +40,16 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from ..config import PipelineConfig
 from ..errors import ConfigError, SourceError, StateError, XtokError
-from ..io.retry import COUNTERS
 from ..io.urls import ARROW_SUFFIXES, SHARD_SUFFIXES, expand_urls
 from ..pipeline import build_consumer
 from ..stages.mix import mix_metrics, mix_shards
-from ..state import check_envelope, diff_fields, fingerprint
-from ..tokenizers import vocab_sha256
+from ..state import check_envelope, diff_fields, fingerprint, get_int, merge_metrics, nested
+from ..tokenizers import tokenizer_sha256
 from .lanes import consumer_index, consumer_lanes, num_consumers
 
 log = logging.getLogger(__name__)
 
-KIND, VERSION = "xtok_loader", 1
+KIND, VERSION = "xtok_loader", 2  # v2: deny-list config, tokenizers hashed by file bytes
 _META = "_xtok"
 
 
@@ -148,16 +147,21 @@ class ConsumerDataset(IterableDataset):
             consumer_index(self.rank, w, nw), num_consumers(self.world_size, nw),
         )
         if w in self.worker_states:
-            stream.load_state_dict(self.worker_states[w])
+            try:
+                stream.load_state_dict(self.worker_states[w])
+            except StateError as exc:  # the batch/mux envelope is ours: name the loader's path
+                raise StateError(str(exc).removeprefix("source.")) from exc
         try:
             try:
                 for batch in stream:
                     batch[_META] = {"worker": w, "state": json.dumps(stream.state_dict()),
-                                    "counters": dict(COUNTERS)}
+                                    "metrics": stream.metrics}
                     yield batch
             except XtokError as exc:
+                if isinstance(exc, StateError):  # a lane cursor found bad at its first read
+                    exc = StateError(str(exc).removeprefix("source."))
                 if info is None:
-                    raise
+                    raise exc
                 # torch would rebuild it as type(message) and drop its fields: send it pickled
                 yield {_META: {"worker": w, "error": exc}}
                 return
@@ -212,9 +216,10 @@ class Loader:
             for w in range(self._workers)
         }
         self._sync = grouped and config.epochs is not None
-        # tokenizers by content, not only by name (a local folder can change under its path)
+        # tokenizers by their files' bytes, not only by name (a local folder can change under
+        # its path), without loading them here: the workers do
         self._shape = dict(config.stream_shape(), tokenizer_sha256={
-            spec: vocab_sha256(spec)
+            spec: tokenizer_sha256(spec)
             for spec in [config.student.tokenizer, *(t.tokenizer for t in config.teachers)]
         })
         self._fingerprint = fingerprint({"config": self._shape, "shards": self.shards})
@@ -224,7 +229,7 @@ class Loader:
         """Back to the start of the stream (fresh cursors)."""
         self._lanes: dict[str, Any] = {}
         self._rr: dict[int, int] = {}
-        self._counters: dict[int, dict[str, int]] = {}
+        self._metrics: dict[int, dict] = {}  # per worker: its consumer's metrics
         self._next_worker = 0
         self._step = 0
 
@@ -285,7 +290,7 @@ class Loader:
                     batch = padding
                 else:
                     batch, w, meta = real
-                    self._counters[w] = meta["counters"]
+                    self._metrics[w] = meta["metrics"]
                     mux = json.loads(meta["state"])["source"]
                     self._rr[w] = mux["rr"]
                     self._lanes.update(mux["lanes"])
@@ -301,24 +306,16 @@ class Loader:
 
     @property
     def metrics(self) -> dict:
-        """Retries and reopens of this rank's workers (this iteration), and the bad data skipped
-        in this rank's lanes (kept in their cursors, so they survive a resume); for a mixture,
-        ``sources``: per source the sequences, tokens and highest epoch of this rank's lanes."""
-        out: dict[str, Any] = {"retries": 0, "reopens": 0, "skipped": {}}
-        for c in self._counters.values():
-            out["retries"] += c.get("retries", 0)
-            out["reopens"] += c.get("reopens", 0)
-        owned = {str(lane) for lanes in self._owned.values() for lane in lanes}
-        mine = [lane for key, lane in self._lanes.items() if key in owned]  # others: other ranks
+        """What this rank's workers' stages counted, as of the last batch handed out: retries
+        and reopens of their readers in this iteration, and the bad data skipped in this rank's
+        lanes (kept in the lane cursors, so they survive a resume); for a mixture, ``sources``:
+        per source the sequences, tokens and highest epoch of this rank's lanes."""
+        out = merge_metrics([{"retries": 0, "reopens": 0, "skipped": {}},
+                             *self._metrics.values()])
         if self.config.sources is not None:
+            owned = {str(lane) for lanes in self._owned.values() for lane in lanes}
+            mine = [lane for key, lane in self._lanes.items() if key in owned]  # others: other ranks
             out["sources"] = mix_metrics(self.config.source_names, mine)
-            mine = [s for lane in mine for s in lane["sources"].values()]
-        for lane in mine:
-            node = lane  # walk down to the reader's cursor (tar or arrow), which counts skips
-            while isinstance(node, Mapping) and "skipped" not in node:
-                node = node.get("source")
-            for kind, n in (node or {}).get("skipped", {}).items():
-                out["skipped"][kind] = out["skipped"].get(kind, 0) + n
         return out
 
     def batch_metrics(self, batch: Mapping) -> dict[str, float]:
@@ -369,15 +366,34 @@ class Loader:
             raise StateError(
                 "saved loader state belongs to another pipeline: " + "; ".join(diffs or ["?"])
             )
-        self.reset()
-        self._lanes = dict(state["lanes"])
-        self._step = int(state.get("step", 0))
+        lanes, ranks = state["lanes"], state["ranks"]
+        if not isinstance(lanes, Mapping) or not all(
+                isinstance(k, str) and k.isdigit() and int(k) < self.config.num_lanes
+                and isinstance(v, Mapping) for k, v in lanes.items()):
+            raise StateError(f"lanes: must map lane ids 0..{self.config.num_lanes - 1} (decimal "
+                             "strings) to lane states; the lane states themselves are checked "
+                             "by their stages when the workers start")
+        if not isinstance(ranks, Mapping):
+            raise StateError(f"ranks: must be a mapping, got {type(ranks).__name__}")
+        step = get_int(state, "step", KIND)
         same = state.get("topology") == {
             "world_size": self.world_size, "num_workers": self.config.num_workers
         }
-        mine = state["ranks"].get(str(self.rank))
+        mine = ranks.get(str(self.rank))
+        next_worker, rr = 0, {}
         if same and mine is not None:
-            self._next_worker = int(mine["next_worker"])
-            self._rr = {int(w): int(r) for w, r in mine["rr"].items()}
+            with nested(f"ranks.{self.rank}"):
+                if not isinstance(mine, Mapping) or not isinstance(mine.get("rr"), Mapping):
+                    raise StateError("must be {next_worker: int, rr: {worker: int}}")
+                next_worker = get_int(mine, "next_worker", KIND, hi=self._workers - 1)
+                for w, r in mine["rr"].items():
+                    if not (isinstance(w, str) and w.isdigit() and int(w) < self._workers):
+                        raise StateError(f"rr.{w}: not a worker of {self._workers}")
+                    with nested("rr"):
+                        rr[int(w)] = get_int(mine["rr"], w, KIND)
         else:
             log.info("resuming under another topology: lanes regrouped, interleaving restarts")
+        self.reset()
+        self._lanes = dict(lanes)
+        self._step = step
+        self._next_worker, self._rr = next_worker, rr

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import SourceError
-from .retry import COUNTERS, PERMANENT, RetryPolicy
+from .retry import PERMANENT, RetryPolicy
 
 
 def _call(url: str, policy: RetryPolicy, what: str, fn):
@@ -41,7 +41,7 @@ def _call(url: str, policy: RetryPolicy, what: str, fn):
             raise
         except Exception as exc:  # noqa: BLE001 - transient by default, bounded below
             attempt += 1
-            COUNTERS["retries"] += 1
+            policy.counters["retries"] += 1
             if attempt >= policy.max_attempts:
                 raise SourceError(f"{what} failed after {attempt} attempts: "
                                   f"{type(exc).__name__}: {exc} (source.retry.max_attempts)",

@@ -20,7 +20,9 @@ starts exactly there. Other stores go through fsspec's buffered file (a retry re
 the block in flight). s3fs and botocore retry some errors themselves first; this layer catches
 what escapes them, including truncated bodies, which they do not resume.
 
-Counters (per process, see :data:`COUNTERS`) record retries, so the loader can report them.
+Each :class:`RetryPolicy` carries its own ``counters`` (retries, reopens): a reader builds one
+policy, so its counts travel with it into its metrics (not a process-global that counts since
+process start).
 """
 
 from __future__ import annotations
@@ -32,14 +34,13 @@ import os
 import random
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import fsspec
 
 from ..errors import SourceError
 
-COUNTERS: Counter = Counter()  # "retries", "reopens": per process, read by the loader
 _SIZES: dict[str, int] = {}  # object sizes seen by this process; writes through
 # ``io.shards.put_atomic`` forget theirs (see ``forget_size``)
 
@@ -108,6 +109,8 @@ class RetryPolicy:
     max_delay: float = 5.0
     jitter: float = 0.5  # +- fraction of the delay, so ranks don't retry in lockstep
     read_timeout: float = 60.0  # seconds one S3 request or body read may take
+    counters: Counter = field(default_factory=Counter, compare=False, repr=False)
+    """"retries", "reopens" of the reads made under this policy (one policy per reader)."""
 
     def delay(self, attempt: int, rng: random.Random) -> float:
         d = min(self.max_delay, self.base_delay * (2 ** attempt))
@@ -227,7 +230,7 @@ class ResilientFile(io.RawIOBase):
                         "permanent error, not retried; check the URL and source.storage_options)",
                         url=self.url) from exc
                 attempt += 1
-                COUNTERS["retries"] += 1
+                self.policy.counters["retries"] += 1
                 if attempt >= self.policy.max_attempts:
                     raise SourceError(
                         f"read failed at byte {self.pos} after {attempt} attempts: "
@@ -246,7 +249,7 @@ class ResilientFile(io.RawIOBase):
             self._f = None
         try:
             self._f = self._open()
-            COUNTERS["reopens"] += 1
+            self.policy.counters["reopens"] += 1
         except Exception as exc:  # noqa: BLE001 - a transient one: the next attempt reopens
             if not is_transient(exc):
                 raise

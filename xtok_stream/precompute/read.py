@@ -15,8 +15,10 @@ Every sample's ``meta.json`` carries the fingerprint of the spec it was made for
 (:mod:`.spec`); a sequence whose fingerprint differs from this pipeline's raises ConfigError
 naming the differing fields.
 
-Cursor: ``{"epoch", "slot", "offset"}`` = the next sequence is the sample whose first tar header
-is at byte ``offset`` of the lane's ``slot``-th shard, in ``epoch`` (one range request to resume).
+Cursor: ``{"epoch", "slot", "offset", "index"}`` (:class:`~xtok_stream.cursor.SequenceCursor`) =
+the next sequence is the sample whose first tar header is at byte ``offset`` of the lane's
+``slot``-th shard, in ``epoch`` (one range request to resume), and has index ``index`` in the lane
+(checked against the sample's own, so an edited or foreign cursor is a StateError).
 """
 
 from __future__ import annotations
@@ -30,12 +32,14 @@ from typing import Any
 
 import numpy as np
 
+import tarfile
+
 from ..config import PipelineConfig, RetryConfig
-from ..errors import ConfigError, DecodeError, XtokError
+from ..cursor import SequenceCursor
+from ..errors import ConfigError, DecodeError, StateError, XtokError
 from ..io.retry import RetryPolicy
-from ..io.tar import TarSample, iter_samples, read_sample_at
+from ..io.tar import CorruptShardError, TarSample, iter_samples, read_sample_at
 from ..records import PackedSequence, Piece
-from ..state import check_envelope, envelope
 from .spec import check_spec, pipeline_spec, spec_fingerprint
 
 _NAME = re.compile(r"(?:^|/)lane(\d+)-(\d+)\.tar$")
@@ -89,6 +93,7 @@ class PrecomputedReader:
         self._epoch = self._slot = self._offset = 0
         self._index = 0  # the next sequence's index in the lane: shards must be contiguous
         self._it: Iterator[TarSample] | None = None
+        self._restored = False  # check the first sample against the restored cursor
 
     # -- iteration ------------------------------------------------------------------------------
     def __iter__(self) -> PrecomputedReader:
@@ -109,6 +114,12 @@ class PrecomputedReader:
                 return next(self._it)
             except StopIteration:
                 self._next_shard()
+            except CorruptShardError as exc:
+                if self._restored:  # the first read after a restore: the cursor is bad
+                    raise StateError(f"offset: byte {self._offset} of {self.urls[self._slot]} "
+                                     f"is not a sample ({exc}): the state does not belong to "
+                                     "these shards") from exc
+                raise
 
     def _next_shard(self) -> None:
         self._close_it()
@@ -120,6 +131,12 @@ class PrecomputedReader:
         sample = self._next_sample()
         url = self.urls[self._slot]
         seq = self._decode(sample, url)
+        if self._restored:
+            self._restored = False
+            if self._seen_index != self._index:
+                raise StateError(f"index: the cursor says sequence {self._index} but the sample "
+                                 f"at byte {sample.offset} of {url} is sequence "
+                                 f"{self._seen_index}: the state does not belong to these shards")
         if self._seen_index != self._index:  # a stale shard from an older run, or a gap
             raise ConfigError(
                 f"precomputed lane {self.lane}: sequence {self._seen_index} where {self._index} "
@@ -190,15 +207,21 @@ class PrecomputedReader:
 
     # -- state ----------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return envelope(self.KIND, self.VERSION, epoch=self._epoch, slot=self._slot,
-                        offset=self._offset, index=self._index)
+        return SequenceCursor(self._epoch, self._slot, self._offset, self._index).to_dict(
+            self.KIND, self.VERSION)
 
     def load_state_dict(self, state: Mapping) -> None:
-        check_envelope(state, self.KIND, self.VERSION, ("epoch", "slot", "offset", "index"))
+        c = SequenceCursor.from_dict(state, self.KIND, self.VERSION, epochs=self.epochs,
+                                     slots=lambda e: len(self.urls),
+                                     offset_align=tarfile.BLOCKSIZE)
         self._close_it()
-        self._epoch, self._slot, self._offset = (
-            int(state["epoch"]), int(state["slot"]), int(state["offset"]))
-        self._index = int(state["index"])
+        self._epoch, self._slot, self._offset, self._index = c.epoch, c.slot, c.offset, c.index
+        self._restored = c.offset > 0 or c.index > 0
+
+    @property
+    def metrics(self) -> dict:
+        c = self.retry.counters
+        return {"retries": c["retries"], "reopens": c["reopens"], "skipped": {}}
 
     def _close_it(self) -> None:
         if self._it is not None:

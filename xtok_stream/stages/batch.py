@@ -31,7 +31,8 @@ import numpy as np
 import torch
 
 from ..records import PackedSequence
-from ..state import Passthrough
+from ..errors import StateError
+from ..state import Passthrough, within
 
 
 class Batcher(Passthrough):
@@ -69,6 +70,8 @@ class Batcher(Passthrough):
                 seqs.append(next(self.source))
             except StopIteration:
                 break
+            except StateError as exc:  # a restored cursor found bad at its first read
+                raise within("source", exc) from exc
         if not seqs:
             raise StopIteration
         return self.collate(seqs)

@@ -42,7 +42,7 @@ from ..config import PipelineConfig, SourceConfig
 from ..dist.lanes import splitmix64
 from ..errors import ConfigError, StateError
 from ..records import PackedSequence
-from ..state import check_envelope, envelope
+from ..state import check_envelope, envelope, merge_metrics
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +157,11 @@ class Mixer:
             log.info("sources' weights changed at resume (%s -> %s): new blend segment",
                      state["weights"], self.weights)
             self._counts = [0] * k
+
+    @property
+    def metrics(self) -> dict:
+        """The sources' counts, summed (each source's reader counts its own)."""
+        return merge_metrics(s.metrics for s in self.sources)
 
     def close(self) -> None:
         for s in self.sources:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import StateError
-from ..state import check_envelope, envelope
+from ..state import check_fields, envelope, get_int, merge_metrics, nested, within
 
 
 class LaneMux:
@@ -39,6 +39,8 @@ class LaneMux:
             except StopIteration:
                 self._done.add(lane)
                 continue
+            except StateError as exc:  # a restored cursor found bad at its first read
+                raise within(f"lanes.{lane}", exc) from exc
             self._rr = (pos + 1) % n
             return item
         raise StopIteration
@@ -50,17 +52,26 @@ class LaneMux:
         )
 
     def load_state_dict(self, state: Mapping) -> None:
-        check_envelope(state, self.KIND, self.VERSION, ("rr", "lanes"))
-        self._rr = int(state["rr"]) % max(1, len(self.ids))
+        check_fields(state, self.KIND, self.VERSION, ("rr", "lanes"))
+        self._rr = get_int(state, "rr", self.KIND, hi=max(0, len(self.ids) - 1),
+                           hint=f"this consumer muxes {len(self.ids)} lane(s)")
+        lanes = state["lanes"]
+        if not isinstance(lanes, Mapping):
+            raise StateError(f"lanes: must map lane ids to lane states, got {type(lanes).__name__}")
         self._done = set()
-        for key, lane_state in state["lanes"].items():
+        for key, lane_state in lanes.items():
+            if not (isinstance(key, str) and key.isdigit()):
+                raise StateError(f"lanes.{key}: lane ids are decimal strings")
             lane = int(key)
             if lane not in self.lanes:
                 continue  # regrouped: another consumer owns it now
-            try:
+            with nested(f"lanes.{lane}"):
                 self.lanes[lane].load_state_dict(lane_state)
-            except StateError as exc:
-                raise StateError(f"lanes.{lane}: {exc}") from exc
+
+    @property
+    def metrics(self) -> dict:
+        """The lanes' counts, summed (each lane's reader counts its own)."""
+        return merge_metrics(s.metrics for s in self.lanes.values())
 
     def close(self) -> None:
         for s in self.lanes.values():

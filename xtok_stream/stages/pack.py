@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, StateError
 from ..records import Document, PackedSequence, Piece
-from ..state import check_envelope, envelope
+from ..state import check_fields, envelope, get_int, nested, within
 from ..tokenizers import load_tokenizer
 
 
@@ -86,9 +86,15 @@ class Packer:
             doc = next(self.source)
         except StopIteration:
             return False
+        except StateError as exc:  # a restored cursor found bad at its first read
+            raise within("source", exc) from exc
         enc = self._backend.encode(doc.text, add_special_tokens=False)
         self._cur = _OpenDocument(doc, enc, self._eos, before)
         if self._pending_skip:
+            if self._pending_skip >= len(self._cur.ids):  # would repeat or drop tokens
+                raise StateError(f"skip: {self._pending_skip} tokens of document '{doc.key}' "
+                                 f"already out, but it has {len(self._cur.ids)} (EOS included): "
+                                 "the state does not belong to this data or student tokenizer")
             self._cur.done, self._pending_skip = self._pending_skip, 0
         return True
 
@@ -105,6 +111,10 @@ class Packer:
         filled = 0
         while filled < L:
             if self._cur is None and not self._open():
+                if self._pending_skip:
+                    raise StateError(f"skip: {self._pending_skip} tokens into a document, but "
+                                     "the source has none left: the state does not belong to "
+                                     "this data")
                 break
             cur = self._cur
             t0 = cur.done
@@ -133,10 +143,16 @@ class Packer:
         return envelope(self.KIND, self.VERSION, skip=self._cur.done, source=self._cur.before)
 
     def load_state_dict(self, state: Mapping) -> None:
-        check_envelope(state, self.KIND, self.VERSION, ("skip", "source"))
-        self.source.load_state_dict(state["source"])
+        check_fields(state, self.KIND, self.VERSION, ("skip", "source"))
+        skip = get_int(state, "skip", self.KIND)
+        with nested("source"):
+            self.source.load_state_dict(state["source"])
         self._cur = None
-        self._pending_skip = int(state["skip"])  # applied to the next document read (no I/O now)
+        self._pending_skip = skip  # applied to the next document read (no I/O now)
+
+    @property
+    def metrics(self) -> dict:
+        return self.source.metrics
 
     def close(self) -> None:
         self._cur = None

@@ -1,6 +1,7 @@
 """``read``: one lane's documents, shard after shard, epoch after epoch.
 
-Cursor: ``{"epoch", "slot", "offset", "part", "part_chars", "skipped"}`` = the next document is
+Cursor (:class:`~xtok_stream.cursor.DocumentCursor`, checked on load):
+``{"epoch", "slot", "offset", "part", "part_chars", "skipped"}`` = the next document is
 the sample whose first tar header is at byte ``offset`` of the ``slot``-th shard the lane reads in
 ``epoch``. Restoring opens that shard with a range request at that byte: resume cost does not grow
 with the position in the epoch. ``part``/``part_chars`` locate the next window of a huge document
@@ -11,19 +12,19 @@ read in parts (``on_bad_data.huge_document: split``); ``skipped`` counts bad dat
 from __future__ import annotations
 
 import codecs
+import tarfile
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from ..config import BadDataConfig, RetryConfig
+from ..cursor import SKIP_KINDS, DocumentCursor
 from ..dist.lanes import lane_shards
-from ..errors import DecodeError, SourceError
+from ..errors import DecodeError, SourceError, StateError
 from ..io.retry import RetryPolicy, open_resilient
 from ..io.tar import CorruptShardError, Oversized, TarSample, iter_samples, read_sample_at
 from ..records import Document
-from ..state import check_envelope, envelope
 
-SKIP_KINDS = ("corrupt_shard", "missing_field", "invalid_utf8", "empty_document", "huge_document",
-              "odd_member")
+__all__ = ["SKIP_KINDS", "DocumentReader", "LaneReader"]
 
 
 class _Skip(Exception):
@@ -46,6 +47,16 @@ def _cut(window: bytes, final: bool) -> int:
     while i > 0 and (window[i - 1] & 0xC0) == 0x80:  # back over continuation bytes
         i -= 1
     return i - 1 if i > 0 and window[i - 1] >= 0xC0 else len(window)
+
+
+def _not_corrupt(samples: Iterator[TarSample], url: str, offset: int) -> Iterator[TarSample]:
+    """Buffered positions were whole samples when read: corrupt bytes there mean the state is
+    not this data's."""
+    try:
+        yield from samples
+    except CorruptShardError as exc:
+        raise StateError(f"buffer: no sample at byte {offset} of {url} ({exc}): the state does "
+                         "not belong to this data") from exc
 
 
 class LaneReader:
@@ -107,6 +118,56 @@ class LaneReader:
     def skipped(self) -> dict[str, int]:
         return dict(self._skipped)
 
+    @property
+    def metrics(self) -> dict:
+        """This reader's own counts: retries and reopens since it was built (its RetryPolicy
+        counts them, not a process-global), and the bad data skipped (kept in its cursor, so
+        they survive a resume)."""
+        c = self.retry.counters
+        return {"retries": c["retries"], "reopens": c["reopens"], "skipped": dict(self._skipped)}
+
+    def fetch(self, position: Sequence[int]) -> Document:
+        raise NotImplementedError
+
+    def fetch_many(self, positions: Sequence[Sequence[int]]) -> list[Document]:
+        """The documents at ``positions`` (in that order), read in position order so one
+        shard's re-reads come together (the Arrow reader caches the unit they share)."""
+        out: list[Document | None] = [None] * len(positions)
+        for i in sorted(range(len(positions)), key=lambda i: list(positions[i])):
+            out[i] = self.fetch(positions[i])
+        return out  # type: ignore[return-value]
+
+    def _load_cursor(self, state: Mapping, align: int = 1) -> DocumentCursor:
+        """The checked cursor of ``state`` (see :mod:`xtok_stream.cursor`)."""
+        c = DocumentCursor.from_dict(state, self.KIND, self.VERSION, epochs=self.epochs,
+                                     slots=lambda e: len(self._plan(e)), offset_align=align)
+        if c.part and self.bad.huge_document != "split":
+            raise StateError(f"part: the cursor is inside a huge document read in windows (byte "
+                             f"{c.part}); keep source.on_bad_data.huge_document: split to finish "
+                             f"it (now {self.bad.huge_document!r})")
+        return c
+
+    def check_position(self, position: Any) -> tuple[int, int, int]:
+        """A re-fetch position ``[epoch, slot, offset]`` (shuffle buffers), checked."""
+        if not (isinstance(position, list) and len(position) == 3
+                and all(type(x) is int for x in position)):
+            raise StateError(f"must be [epoch, slot, offset] integers, got {position!r}")
+        epoch, slot, offset = position
+        if epoch < 0 or (self.epochs is not None and epoch >= self.epochs):
+            raise StateError(f"epoch {epoch} is out of range (epochs: {self.epochs})")
+        n = len(self._plan(epoch))
+        if not 0 <= slot < n or offset < 0:
+            raise StateError(f"[{epoch}, {slot}, {offset}] is outside the lane's {n} shard(s) "
+                             f"of epoch {epoch}")
+        return epoch, slot, offset
+
+    def _bad_part(self, url: str, key: str, size: int) -> StateError:
+        return StateError(
+            f"part: the cursor points at byte {self._part} of document '{key}' in {url}, which "
+            f"is {size:,} bytes and not read in windows (source.on_bad_data.max_document_bytes="
+            f"{self.bad.max_document_bytes:,}): the state does not belong to this data or "
+            "config, and resuming it would repeat or drop text")
+
 
 class DocumentReader(LaneReader):
     """Iterates the documents of one lane from tar shards. Construction does no I/O."""
@@ -118,6 +179,7 @@ class DocumentReader(LaneReader):
         self._epoch = self._slot = self._offset = 0
         self._part = self._part_chars = 0
         self._it: Iterator[TarSample] | None = None
+        self._verify = False  # check the restored offset at the first open (one small read)
 
     # -- decoding and policies ------------------------------------------------------------------
     def _raw_text(self, sample: TarSample, url: str) -> bytes | Oversized:
@@ -155,6 +217,8 @@ class DocumentReader(LaneReader):
                     "set on_bad_data.huge_document: split or skip",
                     url=url, key=sample.key, field=self.text_field))
             return self._window(sample, raw, url)
+        if self._part:  # only a window of a huge member can be "in the middle"
+            raise self._bad_part(url, sample.key, len(raw))
         return Document(sample.key, self._decode(raw, sample.key, sample.offset, url), url,
                         sample.offset, self._epoch, self._slot)
 
@@ -187,6 +251,8 @@ class DocumentReader(LaneReader):
     def _window(self, sample: TarSample, raw: Oversized, url: str) -> Document:
         """The next window of a huge document (bounded memory: one window at a time)."""
         start = self._part
+        if start >= raw.size:
+            raise self._bad_part(url, sample.key, raw.size)
         if start == 0:
             self._validate_member(sample, raw, url)
         window = self._read_window(url, raw, start)
@@ -214,6 +280,8 @@ class DocumentReader(LaneReader):
                     self._epoch, self._slot, self._offset = self._epoch + 1, 0, 0
                     continue
                 url = self.url_at(self._epoch, self._slot)
+                if self._verify:
+                    self._verify_offset(url)
                 self._it = iter_samples(url, self.storage_options, self._offset, retry=self.retry,
                                         max_member_bytes=self.bad.max_document_bytes,
                                         odd_member=self._odd_member)
@@ -273,7 +341,7 @@ class DocumentReader(LaneReader):
 
     def fetch(self, position: Sequence[int]) -> Document:
         """Re-read the document at ``[epoch, slot, offset]`` (one range request)."""
-        epoch, slot, offset = (int(x) for x in position)
+        epoch, slot, offset = self.check_position(position)
         url = self.url_at(epoch, slot)
         # its odd members were dealt with (and counted) when it was first read
         sample = read_sample_at(url, self.storage_options, offset, retry=self.retry,
@@ -282,21 +350,73 @@ class DocumentReader(LaneReader):
         return Document(sample.key, self._decode(raw, sample.key, offset, url), url, offset,
                         epoch, slot)
 
+    def fetch_many(self, positions: Sequence[Sequence[int]]) -> list[Document]:
+        """Batched re-fetch (shuffle restore): one sequential read per shard, from the lowest
+        wanted offset to the highest. A shuffle buffer was filled by reading in order, so its
+        documents sit close together just before the cursor."""
+        checked = [self.check_position(p) for p in positions]
+        groups: dict[tuple[int, int], set[int]] = {}
+        for epoch, slot, offset in checked:
+            groups.setdefault((epoch, slot), set()).add(offset)
+        found: dict[tuple[int, int, int], Document] = {}
+        for (epoch, slot), offsets in groups.items():
+            url, want, last = self.url_at(epoch, slot), set(offsets), max(offsets)
+            it = iter_samples(url, self.storage_options, min(offsets), retry=self.retry,
+                              max_member_bytes=self.bad.max_document_bytes)
+            try:
+                for sample in _not_corrupt(it, url, min(offsets)):
+                    if sample.offset in want:
+                        want.discard(sample.offset)
+                        raw = self._raw_text(sample, url)
+                        if isinstance(raw, Oversized):
+                            raise StateError(f"buffer: [{epoch}, {slot}, {sample.offset}] is a "
+                                             "huge document, which is never buffered")
+                        found[(epoch, slot, sample.offset)] = Document(
+                            sample.key, self._decode(raw, sample.key, sample.offset, url), url,
+                            sample.offset, epoch, slot)
+                    if not want or sample.offset >= last:
+                        break
+            finally:
+                it.close()
+            if want:
+                raise StateError(f"buffer: no sample starts at byte(s) {sorted(want)[:5]} of "
+                                 f"{url}: the state does not belong to this data")
+        return [found[p] for p in checked]
+
     # -- state ----------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return envelope(
-            self.KIND, self.VERSION, epoch=self._epoch, slot=self._slot, offset=self._offset,
-            part=self._part, part_chars=self._part_chars, skipped=dict(self._skipped),
-        )
+        return DocumentCursor(self._epoch, self._slot, self._offset, self._part,
+                              self._part_chars, dict(self._skipped)).to_dict(self.KIND, self.VERSION)
 
     def load_state_dict(self, state: Mapping) -> None:
-        check_envelope(state, self.KIND, self.VERSION,
-                       ("epoch", "slot", "offset", "part", "part_chars", "skipped"))
+        c = self._load_cursor(state, align=tarfile.BLOCKSIZE)
         self._close_it()
-        self._epoch, self._slot, self._offset = (
-            int(state["epoch"]), int(state["slot"]), int(state["offset"]))
-        self._part, self._part_chars = int(state["part"]), int(state["part_chars"])
-        self._skipped = {k: int(state["skipped"].get(k, 0)) for k in SKIP_KINDS}
+        self._epoch, self._slot, self._offset = c.epoch, c.slot, c.offset
+        self._part, self._part_chars, self._skipped = c.part, c.part_chars, dict(c.skipped)
+        self._verify = c.offset > 0
+
+    def _verify_offset(self, url: str) -> None:
+        """A restored offset must be a tar header inside the shard: else the reader would take
+        the bytes there for a corrupt shard (or the end of it) and drop what follows. A header
+        failing its checksum is left to the corrupt_shard policy: the shard may really be
+        corrupt right there (a run stopped by it, resumed under ``skip``)."""
+        self._verify = False
+        with open_resilient(url, self.storage_options, self._offset, self.retry) as f:
+            block = f.read(tarfile.BLOCKSIZE)
+        if len(block) < tarfile.BLOCKSIZE:
+            raise StateError(f"offset: byte {self._offset} is past the end of shard {url}: the "
+                             "state does not belong to this data")
+        try:
+            tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
+        except tarfile.EOFHeaderError:
+            return  # the end-of-archive marker: nothing left in this shard
+        except tarfile.HeaderError as exc:
+            if self.bad.corrupt_shard == "skip":
+                return
+            raise StateError(f"offset: byte {self._offset} of shard {url} is not a tar header "
+                             f"({exc}): the state does not belong to this data (if the shard "
+                             "is corrupt there, source.on_bad_data.corrupt_shard: skip drops "
+                             "the rest of it)") from exc
 
     def _close_it(self) -> None:
         if self._it is not None:

@@ -8,8 +8,9 @@ pack and teacher stages run unchanged on top:
   metadata read at construction or in the Loader. (Row groups as units would give finer lanes
   but need every file's footer before any lane knows its share.) Use at least ``num_lanes``
   files.
-* **Cursor** ``{"epoch", "slot", "row", "part", "part_chars", "skipped"}``: the next document
-  is row ``row`` of the ``slot``-th file the lane reads in ``epoch``. Restoring reads the footer
+* **Cursor** ``{"epoch", "slot", "offset", "part", "part_chars", "skipped"}``
+  (:class:`~xtok_stream.cursor.DocumentCursor`): the next document is row ``offset`` of the
+  ``slot``-th file the lane reads in ``epoch``. Restoring reads the footer
   and the one row group (IPC: record batch) holding ``row``. ``part``/``part_chars`` locate the
   next window of a huge document (``on_bad_data.huge_document: split``), ``skipped`` counts bad
   rows dropped under ``skip`` policies.
@@ -26,7 +27,7 @@ Worked example, two files of 3 rows, ``num_lanes=1``, no shuffle, ``val_split=0.
 
     a.parquet: a-00000000 a-00000001* a-00000002      (* = hash < 0.3 -> validation)
     b.parquet: b-00000000 b-00000001 b-00000002*
-    split=train      -> a-0 a-2 b-0 b-1    cursor after a-2: {epoch 0, slot 1, row 0}
+    split=train      -> a-0 a-2 b-0 b-1    cursor after a-2: {epoch 0, slot 1, offset 0}
     split=validation -> a-1 b-2
 """
 
@@ -41,13 +42,13 @@ import pyarrow as pa
 
 from ..config import PipelineConfig
 from ..dist.lanes import splitmix64
-from ..errors import ConfigError, DecodeError
+from ..cursor import DocumentCursor
+from ..errors import ConfigError, DecodeError, StateError
 from ..io.arrow import TableFile, open_table
 from ..io.records_in import _stem, default_key
 from ..io.shards import safe_key
 from ..records import Document
-from ..state import check_envelope, envelope
-from .read import SKIP_KINDS, LaneReader, _cut, _Skip
+from .read import LaneReader, _cut, _Skip
 
 _M64 = (1 << 64) - 1
 
@@ -83,8 +84,7 @@ def in_validation(seed: int, stem: str, row: int, val_split: float) -> bool:
 class ArrowDocumentReader(LaneReader):
     """Iterates the documents of one lane from Parquet / Arrow files. Construction does no I/O."""
 
-    KIND, VERSION = "read_arrow", 1
-    _FIELDS = ("epoch", "slot", "row", "part", "part_chars", "skipped")
+    KIND, VERSION = "read_arrow", 2  # v2: the row is the cursor's "offset" (ShardCursor)
 
     def __init__(self, files: Sequence[str], *, text_field: str = "text",
                  val_split: float = 0.0, split: str = "train", **kwargs: Any):
@@ -98,6 +98,7 @@ class ArrowDocumentReader(LaneReader):
         self._files: dict[str, TableFile] = {}  # at most 2 open: the current one, the last fetch
         self._units: dict[str, tuple[int, pa.Array, np.ndarray]] = {}  # url -> (unit, col, keep)
         self._encoded: tuple[str, bytes] | None = None  # (key, utf-8) of a document being split
+        self._verify = False  # check the restored row at the first open
 
     # -- files and units ------------------------------------------------------------------------
     def _table(self, url: str) -> TableFile:
@@ -167,6 +168,8 @@ class ArrowDocumentReader(LaneReader):
         if self._encoded is None or self._encoded[0] != key:
             self._encoded = (key, text.encode())
         data, start = self._encoded[1], self._part
+        if start and (start >= len(data) or len(data) <= limit or (data[start] & 0xC0) == 0x80):
+            raise self._bad_part(url, key, len(data))
         window = data[start: start + limit]
         final = start + len(window) >= len(data)
         part = window[: _cut(window, final)].decode("utf-8")
@@ -204,6 +207,11 @@ class ArrowDocumentReader(LaneReader):
                 self._skipped[skip.kind] += 1
                 self._next_file()
                 continue
+            if self._verify:
+                self._verify = False
+                if self._row > tf.num_rows:
+                    raise StateError(f"offset: row {self._row} is past the end of {url} "
+                                     f"({tf.num_rows} rows): the state does not belong to this data")
             if self._row >= tf.num_rows:
                 self._next_file()
                 continue
@@ -226,10 +234,12 @@ class ArrowDocumentReader(LaneReader):
 
     def fetch(self, position: Sequence[int]) -> Document:
         """Re-read the document at ``[epoch, slot, row]`` (the one row group holding it)."""
-        epoch, slot, row = (int(x) for x in position)
+        epoch, slot, row = self.check_position(position)
         url = self.url_at(epoch, slot)
         tf = self._table(url)
         self._check_column(tf)
+        if row >= tf.num_rows:
+            raise StateError(f"row {row} is past the end of {url} ({tf.num_rows} rows)")
         start, col, _ = self._unit(tf, row)
         key = safe_key(default_key(_stem(url), row))
         return Document(key, self._text(col[row - start].as_py(), key, row, url), url, row,
@@ -237,17 +247,15 @@ class ArrowDocumentReader(LaneReader):
 
     # -- state ----------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return envelope(self.KIND, self.VERSION, epoch=self._epoch, slot=self._slot,
-                        row=self._row, part=self._part, part_chars=self._part_chars,
-                        skipped=dict(self._skipped))
+        return DocumentCursor(self._epoch, self._slot, self._row, self._part, self._part_chars,
+                              dict(self._skipped)).to_dict(self.KIND, self.VERSION)
 
     def load_state_dict(self, state: Mapping) -> None:
-        check_envelope(state, self.KIND, self.VERSION, self._FIELDS)
-        self._epoch, self._slot, self._row = (
-            int(state["epoch"]), int(state["slot"]), int(state["row"]))
-        self._part, self._part_chars = int(state["part"]), int(state["part_chars"])
-        self._skipped = {k: int(state["skipped"].get(k, 0)) for k in SKIP_KINDS}
+        c = self._load_cursor(state)
+        self._epoch, self._slot, self._row = c.epoch, c.slot, c.offset
+        self._part, self._part_chars, self._skipped = c.part, c.part_chars, dict(c.skipped)
         self._encoded = None
+        self._verify = c.offset > 0
 
     def close(self) -> None:
         for tf in self._files.values():

@@ -26,7 +26,8 @@ from ..align import Aligner
 from ..align.chunks import chunk_coo, chunk_ids
 from ..config import TeacherConfig
 from ..records import PackedSequence
-from ..state import Passthrough
+from ..errors import StateError
+from ..state import Passthrough, within
 from ..tokenizers import load_tokenizer
 
 
@@ -66,7 +67,10 @@ class TeacherTokenizer(Passthrough):
         return self
 
     def __next__(self) -> PackedSequence:
-        seq = next(self.source)
+        try:
+            seq = next(self.source)
+        except StateError as exc:  # a restored cursor found bad at its first read
+            raise within("source", exc) from exc
         if not self._ready:
             self._setup()
         seq.extras[self.name] = self._identity(seq) if self.identity else self._tokenize_align(seq)
