@@ -6,6 +6,7 @@ for storage options and retries.)"""
 
 from __future__ import annotations
 
+import types
 import typing
 
 import pytest
@@ -15,9 +16,33 @@ from xtok_stream.config import TRANSPORT_ONLY, PipelineConfig, load_config
 
 BASE = {"source": {"urls": ["shards/a.tar"]}, "student": {"tokenizer": "pkg:qwen2", "seq_len": 64},
         "teachers": [{"tokenizer": "pkg:mistral-v3"}]}
+# a mixture (sources.*, mixture.*) and chat mode (chat.*) are walked on bases that have them
+_TAIL = {k: v for k, v in BASE.items() if k != "source"}
+BASE_MIX = {**_TAIL, "sources": [{"name": "a", "urls": ["a/0.tar"], "weight": 0.6},
+                                 {"name": "b", "urls": ["b/0.tar"], "weight": 0.4}]}
+BASE_MIX_EPOCHS = {**BASE_MIX, "mixture": {"end": "epochs", "source": "a", "epochs": 1}}
+BASE_CHAT = {**BASE, "chat": {}}
+# values the generic rule below cannot guess (they must name a source / stay consistent)
+OTHER = {"mixture.source": "b", "mixture.epochs": 2, "mixture.end": "first_exhausted",
+         "chat.templates": {"student": "{% for m in messages %}{{ m.content }}{% endfor %}"}}
+
+
+def _base(path: str) -> dict:
+    if path.startswith(("sources.", "mixture.")):
+        return BASE_MIX_EPOCHS if path in ("mixture.source", "mixture.epochs") else BASE_MIX
+    return BASE_CHAT if path.startswith("chat.") else BASE
+
+
+def _unwrap(annotation):
+    """``X | None`` -> ``X`` (Optional sections are walked like required ones)."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
+        return args[0]
+    return annotation
 
 
 def _model(annotation):
+    annotation = _unwrap(annotation)
     for t in (annotation, *typing.get_args(annotation)):
         if isinstance(t, type) and issubclass(t, BaseModel):
             return t
@@ -30,7 +55,7 @@ def leaf_paths(model: type[BaseModel], prefix: str = "") -> list[tuple[str, obje
     for name, f in model.model_fields.items():
         path = prefix + name
         sub = _model(f.annotation)
-        if sub is not None and typing.get_origin(f.annotation) is list:
+        if sub is not None and typing.get_origin(_unwrap(f.annotation)) is list:
             out += leaf_paths(sub, path + ".*.")
         elif sub is not None:
             out += leaf_paths(sub, path + ".")
@@ -92,10 +117,11 @@ def test_the_walk_sees_every_section():
 
 @pytest.mark.parametrize(("path", "annotation"), PATHS, ids=[p for p, _ in PATHS])
 def test_every_field_shapes_the_stream_unless_declared_transport_only(path, annotation):
-    base = load_config(BASE)
+    base = load_config(_base(path))
     tree = base.model_dump(mode="json")
     parts = path.split(".")
-    _set(tree, parts, other_value(_get(tree, parts), annotation))
+    value = OTHER[path] if path in OTHER else other_value(_get(tree, parts), annotation)
+    _set(tree, parts, value)
     changed = PipelineConfig.model_validate(tree)
     assert _get(changed.model_dump(mode="json"), parts) != _get(base.model_dump(mode="json"),
                                                                  parts), f"{path}: edit lost"
