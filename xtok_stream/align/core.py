@@ -76,7 +76,12 @@ def _horizon(sb, tb, p, d):
 
 @njit(cache=True)
 def _agree(sb, tb, a, b, nbytes):
+    """The streams agree for ``nbytes`` from (a, b), or agree up to the end of *both*. One side
+    ending early is no agreement: comparing zero bytes there once "resynced" at the end and
+    dropped the other side's real text as a truncated tail (issue 11, case 2)."""
     k = min(nbytes, sb.shape[0] - a, tb.shape[0] - b)
+    if k < nbytes and not (a + k == sb.shape[0] and b + k == tb.shape[0]):
+        return False
     for x in range(k):
         if sb[a + x] != tb[b + x]:
             return False
