@@ -226,20 +226,31 @@ class Aligner:
         t = _ids(teacher_ids, self.teacher_table, "teacher_ids")
         st, tt = self.student_table, self.teacher_table
         tb = np.frombuffer(text.encode("utf-8", "surrogatepass"), np.uint8)
-        s_lo, s_hi, _ = side_spans(st, self.student_tokenizer, s, text, tb, student_offsets, "student")
-        t_lo, t_hi, _ = side_spans(tt, self.teacher_tokenizer, t, text, tb, teacher_offsets, "teacher")
+        s_lo, s_hi, s_skip = side_spans(st, self.student_tokenizer, s, text, tb, student_offsets,
+                                        "student")
+        t_lo, t_hi, t_skip = side_spans(tt, self.teacher_tokenizer, t, text, tb, teacher_offsets,
+                                        "teacher")
         n_text = len(tb)
         chunks, s_un, t_un = text_align_kernel(
             s, s_lo, s_hi, st.role, st.special_key, -1 if student_truncated else n_text,
             t, t_lo, t_hi, tt.role, tt.special_key, -1 if teacher_truncated else n_text,
         )  # fmt: skip
+        n_bad = 0
+        if self.verify and st.lossless and tt.lossless:  # second check: the bytes agree too
+            bad = core.verify_exact(
+                chunks, s, st.offsets, st.lengths, st.buf, s_skip,
+                t, tt.offsets, tt.lengths, tt.buf, t_skip,
+            )  # fmt: skip
+            n_bad = len(bad)
+            if n_bad:
+                chunks[bad, 4] = 0
         s_w = (s_hi - s_lo).astype(np.int32)
         t_w = (t_hi - t_lo).astype(np.int32)
-        s_skip = np.zeros(len(s), np.uint8)
-        t_skip = np.zeros(len(t), np.uint8)
-        mv = core.metrics_kernel(chunks, np.arange(len(s)), s_w, s_skip, s_un,
-                                 np.arange(len(t)), t_w, t_skip, t_un, self.max_comb_len)
-        return self._alignment(chunks, s_un, t_un, s_skip, t_skip, mv, np.zeros(3, np.int64), 0,
+        zs, zt = np.zeros(len(s), np.uint8), np.zeros(len(t), np.uint8)
+        mv = core.metrics_kernel(chunks, np.arange(len(s)), s_w, zs, s_un,
+                                 np.arange(len(t)), t_w, zt, t_un, self.max_comb_len)
+        stats = np.array([0, int(s_skip.sum()) + int(t_skip.sum()), 0], np.int64)
+        return self._alignment(chunks, s_un, t_un, s_skip, t_skip, mv, stats, n_bad,
                                len(s), len(t), text_space=True)
 
     def align(self, student_ids: Any, teacher_ids: Any) -> Alignment:

@@ -208,6 +208,7 @@ def table_spans(ids, off, lens, buf, role, dummy, text):
     lt = text.shape[0]
     lo = np.empty(n, np.int64)
     hi = np.empty(n, np.int64)
+    skip = np.zeros(n, np.uint8)
     p = np.int64(0)
     fresh = True
     for k in range(n):
@@ -222,29 +223,31 @@ def table_spans(ids, off, lens, buf, role, dummy, text):
         s0 = np.int64(0)
         if fresh and dummy and buf[o] == 32 and (p >= lt or text[p] != 32):
             s0 = 1
+            skip[k] = 1
         fresh = False
         if p + ln - s0 > lt:
-            return lo, hi, False
+            return lo, hi, skip, False
         for x in range(s0, ln):
             if buf[o + x] != text[p + x - s0]:
-                return lo, hi, False
+                return lo, hi, skip, False
         p += ln - s0
         hi[k] = p
-    return lo, hi, p == lt
+    return lo, hi, skip, p == lt
 
 
 def side_spans(table, tokenizer, ids: np.ndarray, text: str, text_bytes: np.ndarray,
-               offsets, what: str) -> tuple[np.ndarray, np.ndarray, str]:
-    """(lo, hi, source) byte spans of one side: from ``offsets`` (char offsets into ``text``,
+               offsets, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(lo, hi, skip) byte spans of one side: from ``offsets`` (char offsets into ``text``,
     as HF's ``offset_mapping``), else from a lossless table whose bytes spell the text, else from
-    re-encoding the text when that gives exactly ``ids``."""
+    re-encoding the text when that gives exactly ``ids``. ``skip``: leading table bytes that are
+    not text (a dummy-prefix space), for the byte check of lossless sides."""
     from ..errors import ConfigError
 
     if offsets is None and table.lossless:
-        lo, hi, ok = table_spans(ids, table.offsets, table.lengths, table.buf, table.role,
-                                 table.dummy_prefix, text_bytes)
+        lo, hi, skip, ok = table_spans(ids, table.offsets, table.lengths, table.buf, table.role,
+                                       table.dummy_prefix, text_bytes)
         if ok:
-            return lo, hi, "bytes"
+            return lo, hi, skip
     if offsets is None:
         enc = tokenizer.backend_tokenizer.encode(text, add_special_tokens=False)
         if enc.ids != ids.tolist():
@@ -258,4 +261,13 @@ def side_spans(table, tokenizer, ids: np.ndarray, text: str, text_bytes: np.ndar
     c2b = char_to_byte(text)
     if a.size and a.max() > len(text):
         raise ConfigError(f"{what}_offsets point past the end of the text ({len(text)} characters)")
-    return c2b[a[:, 0]], c2b[a[:, 1]], "offsets"
+    lo, hi = c2b[a[:, 0]], c2b[a[:, 1]]
+    skip = np.zeros(len(ids), np.uint8)
+    if table.dummy_prefix and len(ids):  # a leading space the text does not hold there
+        lens = table.lengths[ids]
+        first = table.buf[np.minimum(table.offsets[ids], len(table.buf) - 1)]
+        safe = np.minimum(lo, max(len(text_bytes) - 1, 0))
+        at_space = (text_bytes[safe] == 32) if len(text_bytes) else np.zeros(len(ids), bool)
+        # the token's space is not the text's (a lone "▁" before "\n" shares the newline's span)
+        skip[(lens > 0) & (first == 32) & ~at_space] = 1
+    return lo, hi, skip

@@ -25,6 +25,7 @@ import torch
 from ..align import Aligner
 from ..align.chunks import chunk_coo, chunk_ids
 from ..config import TeacherConfig
+from ..errors import ConfigError
 from ..records import PackedSequence
 from ..state import Passthrough
 from ..tokenizers import load_tokenizer
@@ -77,27 +78,40 @@ class TeacherTokenizer(Passthrough):
         ids = seq.input_ids[:n].copy()
         spans = np.stack([np.arange(n), np.arange(1, n + 1)], axis=1).astype(np.int32)
         return {"input_ids": ids, "student_spans": spans, "teacher_spans": spans,
-                "exact": np.ones(n, bool), "n_student": seq.length,
+                "exact": np.ones(n, bool), "n_student": seq.length, "text_space": True,
                 "metrics": np.array([n, n, n, n, 0, seq.length - n], np.float64)}
 
     def _tokenize_align(self, seq: PackedSequence) -> dict:
         encs = self._backend.encode_batch(seq.texts, add_special_tokens=False)
         flat: list[int] = []
-        for piece, enc in zip(seq.pieces, encs):
+        spans: list[tuple[int, int]] = []  # char offsets into the joined piece texts
+        base = 0
+        for piece, text, enc in zip(seq.pieces, seq.texts, encs):
             # not char_start == 0: a first piece may hold only the partial bytes of the first
             # character, and then the next piece starts at char 0 too
             if self._bos is not None and piece.starts_document:
                 flat.append(self._bos)
+                spans.append((base, base))
             flat.extend(enc.ids)
+            spans.extend((a + base, b + base) for a, b in enc.offsets)
+            base += len(text)
             if piece.ends_document and self._eos is not None:
                 flat.append(self._eos)
+                spans.append((base, base))
         ids = np.array(flat, dtype=np.int64)
         dropped = max(0, len(ids) - self.max_len)
         ids = ids[: self.max_len]
-        a = self._aligner.align(seq.input_ids[: seq.length], ids)
+        s_ids = seq.input_ids[: seq.length]
+        try:  # exact = same original text (align/text.py); bytes only if the student's ids do
+            # not spell the pieces' text (a character split at the sequence edge)
+            a = self._aligner.align_text("".join(seq.texts), s_ids, ids, None,
+                                         spans[: self.max_len], teacher_truncated=dropped > 0)
+        except ConfigError:
+            a = self._aligner.align(s_ids, ids)
         m = a.metrics
         return {"input_ids": ids, "student_spans": a.student_spans, "teacher_spans": a.teacher_spans,
-                "exact": a.exact, "n_student": seq.length,
+                "exact": a.exact, "n_student": seq.length, "text_space": m.text_space,
+                "modes": self._aligner.modes,
                 # chunks, exact chunks, student tokens in chunks, teacher tokens in chunks,
                 # unaligned bytes, teacher tokens cut by max_len
                 "metrics": np.array([
@@ -119,6 +133,8 @@ def collate(views: list[dict | None], *, student_width: int, width: int, pad_id:
     num_chunks = np.zeros(B, np.int64)
     s_coo, t_coo = [], []
     totals = np.zeros(6, np.float64)
+    text_rows = 0
+    modes = None
     for b, v in enumerate(views):
         if v is None:
             s_coo.append(torch.empty((0, 2), dtype=torch.int64))
@@ -137,6 +153,8 @@ def collate(views: list[dict | None], *, student_width: int, width: int, pad_id:
         s_coo.append(torch.from_numpy(sc))
         t_coo.append(torch.from_numpy(tc))
         totals += v["metrics"]
+        text_rows += int(bool(v.get("text_space", False)))  # precomputed rows do not record it
+        modes = v.get("modes", modes)
     mask = (np.arange(width)[None, :] < lengths[:, None])
     chunks = max(totals[0], 1.0)
     return {
@@ -157,5 +175,9 @@ def collate(views: list[dict | None], *, student_width: int, width: int, pad_id:
             "teacher_tokens_per_chunk": float(totals[3] / chunks),
             "unaligned_bytes": int(totals[4]),
             "truncated_tokens": int(totals[5]),
+            # rows whose exactness was proven by original-text positions, and how each side's
+            # ids read as bytes (Aligner.modes; None for an identity teacher)
+            "text_space_rows": text_rows,
+            "align_modes": modes,
         },
     }
