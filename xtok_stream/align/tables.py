@@ -206,6 +206,8 @@ def build_byte_table(tokenizer: Any, name: str | None = None) -> ByteTable:
     unk = tokenizer.unk_token_id
     if unk is not None and unk < vocab and role[unk] == Role.TEXT:  # unk not marked special
         role[unk], key[unk], overrides[unk] = Role.UNK, int(Role.UNK), b""
+    if unk is not None and unk == tokenizer.eos_token_id and unk < vocab:
+        key[unk] = int(Role.EOS)  # a zero-width one is the EOS: it pairs with the other's EOS
     if family == "sentencepiece":
         for tid, tok in enumerate(tokens):
             if tok is not None and tok.startswith("<0x") and tid not in overrides:

@@ -53,6 +53,13 @@ def _cuts(lo, hi, limit):
 
 
 @njit(cache=True)
+def _zero_special(r, lo, hi):
+    """A special token that covers no text. A zero-width ``<unk>`` is one too: it stands for no
+    unknown text, so it is the EOS of a tokenizer whose unk is its EOS (paired by its key)."""
+    return (_is_special(r) or r == UNK) and hi <= lo
+
+
+@njit(cache=True)
 def _next_cut(a, b, k, n):
     k += 1
     while k < n and a[k] > b[k]:
@@ -79,15 +86,15 @@ def text_align_kernel(s_ids, s_lo, s_hi, s_role, s_key, s_limit,
     i = 0
     j = 0
     while i < n and j < m:
-        zs = _is_special(s_role[s_ids[i]]) and s_hi[i] <= s_lo[i]
-        zt = _is_special(t_role[t_ids[j]]) and t_hi[j] <= t_lo[j]
+        zs = _zero_special(s_role[s_ids[i]], s_lo[i], s_hi[i])
+        zt = _zero_special(t_role[t_ids[j]], t_lo[j], t_hi[j])
         if zs or zt:
             # a run of zero-width specials at a shared boundary: pair equal keys in order
             i2 = i
-            while i2 < n and _is_special(s_role[s_ids[i2]]) and s_hi[i2] <= s_lo[i2]:
+            while i2 < n and _zero_special(s_role[s_ids[i2]], s_lo[i2], s_hi[i2]):
                 i2 += 1
             j2 = j
-            while j2 < m and _is_special(t_role[t_ids[j2]]) and t_hi[j2] <= t_lo[j2]:
+            while j2 < m and _zero_special(t_role[t_ids[j2]], t_lo[j2], t_hi[j2]):
                 j2 += 1
             while i < i2 and j < j2:
                 ks = s_key[s_ids[i]]
@@ -141,9 +148,9 @@ def text_align_kernel(s_ids, s_lo, s_hi, s_role, s_key, s_limit,
             else:
                 break
         # trailing zero-width specials belong to the boundary, not to the chunk
-        while i1 > i + 1 and _is_special(s_role[s_ids[i1 - 1]]) and s_hi[i1 - 1] <= s_lo[i1 - 1]:
+        while i1 > i + 1 and _zero_special(s_role[s_ids[i1 - 1]], s_lo[i1 - 1], s_hi[i1 - 1]):
             i1 -= 1
-        while j1 > j + 1 and _is_special(t_role[t_ids[j1 - 1]]) and t_hi[j1 - 1] <= t_lo[j1 - 1]:
+        while j1 > j + 1 and _zero_special(t_role[t_ids[j1 - 1]], t_lo[j1 - 1], t_hi[j1 - 1]):
             j1 -= 1
         clean = True
         cov_s = False
