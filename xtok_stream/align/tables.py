@@ -16,7 +16,16 @@ How each family's token strings map to bytes:
   space that is not in the text; the table keeps the ``▁`` as a space byte and sets
   ``dummy_prefix=True``, and the aligner drops that byte where the other side shows it is not text
   (see ``core.py``). Byte-level BPE with ``add_prefix_space=True`` is flagged the same way.
-* **Other models** (WordPiece, Unigram without ``▁``...): the UTF-8 of the vocabulary string.
+* **WordPiece** (``##`` continues a word; other pieces start one, read as a leading space) and
+  **end-of-word BPE** (``word</w>``, CLIP-style: the suffix reads as a trailing space).
+* **Other models**: the UTF-8 of the vocabulary string.
+
+The family comes from the tokenizer's own parsed components (model type, pre-tokenizer,
+normaliser, decoder), never from substring tests on serialized JSON. Each table is then
+*verified*: the tokenizer's ids for :data:`PROBE` must spell the probe's UTF-8 through the table.
+A table that does not (normalisers such as NFKC or lower-casing, ``<unk>``, dropped spaces) is
+kept as a best effort and reported ``<family>-lossy`` (:attr:`ByteTable.mode`): its ids cannot
+prove exactness by bytes, so such pairs need text-space alignment (``text.py``).
 
 Added tokens: ``special=True`` ones carry zero text bytes and a role (BOS, EOS, PAD, UNK or CONTROL);
 the others are matched on raw text by the tokenizer, so their bytes are their content's UTF-8.
