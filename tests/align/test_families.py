@@ -15,7 +15,7 @@ from xtok_stream.align import Aligner
 
 from align_checks import ALPHABET, FRAGMENTS, check_partition
 from families import HELD_OUT, held_out
-from text_oracle import encode_docs, false_exact, spoilers, text_bound
+from text_oracle import encode_docs, exact_bound, exact_text_chunks, false_exact
 
 BASE = ("qwen2", "deepseek", "mistral")
 FAMILIES = BASE + HELD_OUT
@@ -62,7 +62,7 @@ def _check(al, text, s, t, s_tok, t_tok) -> tuple[int, int]:
     check_partition(al)
     assert al.metrics.text_space
     assert false_exact(text, s, t, al) == []
-    return int(al.exact.sum()), text_bound(text, s, t) - spoilers(s_tok, s) - spoilers(t_tok, t)
+    return exact_text_chunks(al, s), exact_bound(text, s, t, s_tok, t_tok)
 
 
 def test_table_modes_are_reported(fam_toks, fam_aligners):

@@ -115,3 +115,61 @@ def spoilers(tok, enc: Encoded) -> int:
     ids, offs = enc.ids, enc.offsets
     covering = offs[:, 1] > offs[:, 0]
     return int(np.sum((role[ids] != Role.TEXT) & covering))
+
+
+def _side_cuts(enc: Encoded, n_chars: int):
+    """Valid cuts as (token index, lo, hi): every earlier token ends at or before lo, every later
+    one starts at or after hi (zero-width tokens ignored)."""
+    offs = enc.offsets.tolist()
+    n = len(offs)
+    suffix = [n_chars] * (n + 1)
+    for k in range(n - 1, -1, -1):
+        a, b = offs[k]
+        suffix[k] = min(suffix[k + 1], a) if b > a else suffix[k + 1]
+    cuts, run = [], 0
+    for k in range(n + 1):
+        if run <= suffix[k] and (not cuts or (cuts[-1][1], cuts[-1][2]) != (run, suffix[k])):
+            cuts.append((k, run, suffix[k]))
+        if k < n and offs[k][1] > offs[k][0]:
+            run = max(run, offs[k][1])
+    return cuts
+
+
+def exact_bound(text: str, s: Encoded, t: Encoded, s_tok, t_tok) -> int:
+    """The text-space shared-boundary bound: chunks between consecutive cuts both sides share
+    (overlapping cut intervals, earliest first) that cover text on both sides and hold no token
+    an exact chunk may not hold (<unk>, specials parsed from literal text)."""
+    n = len(text)
+    sc, tc = _side_cuts(s, n), _side_cuts(t, n)
+    s_bad = _spoiler_mask(s_tok, s)
+    t_bad = _spoiler_mask(t_tok, t)
+    s_cov = s.offsets[:, 1] > s.offsets[:, 0]
+    t_cov = t.offsets[:, 1] > t.offsets[:, 0]
+    shared, i, j = [(0, 0)], 1, 1
+    while i < len(sc) and j < len(tc):
+        (ki, a1, b1), (kj, a2, b2) = sc[i], tc[j]
+        if b1 < a2:
+            i += 1
+        elif b2 < a1:
+            j += 1
+        else:
+            shared.append((ki, kj))
+            i, j = i + 1, j + 1
+    count = 0
+    for (s0, t0), (s1, t1) in zip(shared, shared[1:]):
+        if (s_cov[s0:s1].any() and t_cov[t0:t1].any() and not s_bad[s0:s1].any()
+                and not t_bad[t0:t1].any()):
+            count += 1
+    return count
+
+
+def _spoiler_mask(tok, enc: Encoded) -> np.ndarray:
+    role = byte_table(tok).role
+    return (role[enc.ids] != Role.TEXT) & (enc.offsets[:, 1] > enc.offsets[:, 0])
+
+
+def exact_text_chunks(al, s: Encoded) -> int:
+    """Exact chunks that cover text (paired zero-width specials left out)."""
+    cov = s.offsets[:, 1] > s.offsets[:, 0]
+    return sum(1 for (s0, s1), ex in zip(al.student_spans.tolist(), al.exact.tolist())
+               if ex and cov[s0:s1].any())
