@@ -133,8 +133,6 @@ def collate(views: list[dict | None], *, student_width: int, width: int, pad_id:
     num_chunks = np.zeros(B, np.int64)
     s_coo, t_coo = [], []
     totals = np.zeros(6, np.float64)
-    text_rows = 0
-    modes = None
     for b, v in enumerate(views):
         if v is None:
             s_coo.append(torch.empty((0, 2), dtype=torch.int64))
@@ -153,8 +151,6 @@ def collate(views: list[dict | None], *, student_width: int, width: int, pad_id:
         s_coo.append(torch.from_numpy(sc))
         t_coo.append(torch.from_numpy(tc))
         totals += v["metrics"]
-        text_rows += int(bool(v.get("text_space", False)))  # precomputed rows do not record it
-        modes = v.get("modes", modes)
     mask = (np.arange(width)[None, :] < lengths[:, None])
     chunks = max(totals[0], 1.0)
     return {
@@ -175,9 +171,5 @@ def collate(views: list[dict | None], *, student_width: int, width: int, pad_id:
             "teacher_tokens_per_chunk": float(totals[3] / chunks),
             "unaligned_bytes": int(totals[4]),
             "truncated_tokens": int(totals[5]),
-            # rows whose exactness was proven by original-text positions, and how each side's
-            # ids read as bytes (Aligner.modes; None for an identity teacher)
-            "text_space_rows": text_rows,
-            "align_modes": modes,
         },
     }
