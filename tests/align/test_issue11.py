@@ -124,19 +124,18 @@ def test_case7_divergences_closer_than_the_resync_window(qwen2, nfkc):
 
 
 def test_pipeline_teacher_stage_aligns_in_text_space(local_shards):
-    """A WordPiece-uncased teacher in the pipeline: every sequence is aligned by text positions
-    and its view says so (bytes alone gave ~2 % of the bound)."""
+    """A WordPiece-uncased teacher in the pipeline is aligned by text positions (bytes alone
+    gave ~17 % of the bound, so the exact share shows which path ran)."""
     from xtok_stream.config import load_config
     from xtok_stream.dist.loader import Loader
-    from xtok_stream.pipeline import build_lane
-
     shards, _ = local_shards
     wp = held_out_path("wordpiece-uncased")
     cfg = load_config({"source": {"urls": shards[:2]}, "student": {"tokenizer": "pkg:qwen2",
                        "seq_len": 256}, "batch_size": 4, "num_lanes": 1,
                        "teachers": [{"tokenizer": wp, "name": "wp"}]})
-    seqs = [seq for _, seq in zip(range(6), build_lane(cfg, shards[:2], 0))]
-    assert all(s.extras["wp"]["text_space"] for s in seqs)
-    assert seqs[0].extras["wp"]["modes"] == {"student": "byte_level", "teacher": "wordpiece-lossy"}
+    from xtok_stream.stages.teacher import _aligner
+
+    assert _aligner("pkg:qwen2", wp, 4).modes == {"student": "byte_level",
+                                                  "teacher": "wordpiece-lossy"}
     batch = next(iter(Loader(cfg)))
     assert batch["teachers"]["wp"]["metrics"]["exact_share"] > 0.9

@@ -78,7 +78,7 @@ class TeacherTokenizer(Passthrough):
         ids = seq.input_ids[:n].copy()
         spans = np.stack([np.arange(n), np.arange(1, n + 1)], axis=1).astype(np.int32)
         return {"input_ids": ids, "student_spans": spans, "teacher_spans": spans,
-                "exact": np.ones(n, bool), "n_student": seq.length, "text_space": True,
+                "exact": np.ones(n, bool), "n_student": seq.length,
                 "metrics": np.array([n, n, n, n, 0, seq.length - n], np.float64)}
 
     def _tokenize_align(self, seq: PackedSequence) -> dict:
@@ -110,8 +110,7 @@ class TeacherTokenizer(Passthrough):
             a = self._aligner.align(s_ids, ids)
         m = a.metrics
         return {"input_ids": ids, "student_spans": a.student_spans, "teacher_spans": a.teacher_spans,
-                "exact": a.exact, "n_student": seq.length, "text_space": m.text_space,
-                "modes": self._aligner.modes,
+                "exact": a.exact, "n_student": seq.length,
                 # chunks, exact chunks, student tokens in chunks, teacher tokens in chunks,
                 # unaligned bytes, teacher tokens cut by max_len
                 "metrics": np.array([
