@@ -1,8 +1,9 @@
-"""Cross-tokenizer alignment: student and teacher token ranges that cover the same bytes.
+"""Cross-tokenizer alignment: student and teacher token ranges that cover the same text.
 
-``tables`` maps token ids to canonical bytes per tokenizer (cached per process), ``core`` holds
-the numba kernels (linear boundary-intersection walk, local repair, byte verification),
-``aligner`` the :class:`Aligner` API and ``multi`` the joint chunking for several teachers.
+``tables`` maps token ids to canonical bytes per tokenizer (verified, cached per process),
+``core`` holds the numba byte kernels (linear boundary-intersection walk, local repair, byte
+verification) for ids-only inputs, ``text`` the original-text-offsets walk used where the text is
+known, ``aligner`` the :class:`Aligner` API and ``multi`` the joint chunking for several teachers.
 """
 
 from .aligner import Aligner, Alignment, AlignmentMetrics, UnalignedReason, to_reference_format

@@ -23,6 +23,7 @@ from ..errors import ConfigError
 from . import core
 from .chunks import chunk_ids
 from .tables import ByteTable, byte_table, resolve_tokenizer
+from .text import side_spans, text_align_kernel
 
 
 class UnalignedReason(IntEnum):
@@ -50,6 +51,7 @@ class AlignmentMetrics:
     repairs: int  # divergences resynchronised by the local repair
     dummy_prefix_skips: int
     verify_failures: int  # exact chunks whose bytes differed (demoted; 0 unless a bug)
+    text_space: bool = False  # aligned on original-text spans (align_text), not bytes alone
 
     @property
     def student_tokens_in_1to1(self) -> int:
@@ -186,12 +188,70 @@ class Aligner:
         self._s = _table_args(self.student_table)
         self._t = _table_args(self.teacher_table)
 
+    @property
+    def modes(self) -> dict[str, str]:
+        """How each side's ids read as bytes (``tables.ByteTable.mode``): e.g. ``byte_level``,
+        ``sentencepiece``, ``wordpiece-lossy``. With a ``-lossy`` side, ``align`` (ids only)
+        marks byte-equal chunks exact; ``align_text`` proves them by text positions."""
+        return {"student": self.student_table.mode, "teacher": self.teacher_table.mode}
+
     def warmup(self) -> "Aligner":
         """Compile (or load from numba's cache) every kernel, so timings exclude it."""
         s = np.flatnonzero(self.student_table.lengths > 0)[:8]
         t = np.flatnonzero(self.teacher_table.lengths > 0)[:8]
         self.align(s, t)
+        z = np.zeros(1, np.int64)
+        text_align_kernel(z, z, z + 1, self.student_table.role, self.student_table.special_key, 1,
+                          z, z, z + 1, self.teacher_table.role, self.teacher_table.special_key, 1)
         return self
+
+    def align_text(
+        self,
+        text: str,
+        student_ids: Any,
+        teacher_ids: Any,
+        student_offsets: Any = None,
+        teacher_offsets: Any = None,
+        *,
+        student_truncated: bool = False,
+        teacher_truncated: bool = False,
+    ) -> Alignment:
+        """Align two tokenizations of the same ``text`` by original-text positions (``text.py``):
+        a chunk is exact only if both sides cover the same span of ``text``. ``*_offsets`` are
+        per-token ``(start, end)`` character offsets into ``text`` (HF ``offset_mapping``; zero
+        width for added BOS/EOS); left out, they come from a lossless byte table that spells the
+        text, or from re-encoding ``text``. ``*_truncated``: that side's ids stop before the
+        text's end (e.g. ``max_len``), so its rest is not a gap."""
+        s = _ids(student_ids, self.student_table, "student_ids")
+        t = _ids(teacher_ids, self.teacher_table, "teacher_ids")
+        st, tt = self.student_table, self.teacher_table
+        tb = np.frombuffer(text.encode("utf-8", "surrogatepass"), np.uint8)
+        s_lo, s_hi, s_skip = side_spans(st, self.student_tokenizer, s, text, tb, student_offsets,
+                                        "student")
+        t_lo, t_hi, t_skip = side_spans(tt, self.teacher_tokenizer, t, text, tb, teacher_offsets,
+                                        "teacher")
+        n_text = len(tb)
+        chunks, s_un, t_un = text_align_kernel(
+            s, s_lo, s_hi, st.role, st.special_key, -1 if student_truncated else n_text,
+            t, t_lo, t_hi, tt.role, tt.special_key, -1 if teacher_truncated else n_text,
+        )  # fmt: skip
+        n_bad = 0
+        if self.verify and st.lossless and tt.lossless:  # second check: the bytes agree too
+            bad = core.verify_exact(
+                chunks, s, st.offsets, st.lengths, st.buf, s_skip,
+                t, tt.offsets, tt.lengths, tt.buf, t_skip,
+            )  # fmt: skip
+            n_bad = len(bad)
+            if n_bad:
+                chunks[bad, 4] = 0
+        s_w = (s_hi - s_lo).astype(np.int32)
+        t_w = (t_hi - t_lo).astype(np.int32)
+        zs, zt = np.zeros(len(s), np.uint8), np.zeros(len(t), np.uint8)
+        mv = core.metrics_kernel(chunks, np.arange(len(s)), s_w, zs, s_un,
+                                 np.arange(len(t)), t_w, zt, t_un, self.max_comb_len)
+        stats = np.array([0, int(s_skip.sum()) + int(t_skip.sum()), 0], np.int64)
+        return self._alignment(chunks, s_un, t_un, s_skip, t_skip, mv, stats, n_bad,
+                               len(s), len(t), text_space=True)
 
     def align(self, student_ids: Any, teacher_ids: Any) -> Alignment:
         s = _ids(student_ids, self.student_table, "student_ids")
@@ -212,6 +272,10 @@ class Aligner:
         mv = core.metrics_kernel(
             chunks, s, st.lengths, s_skip, s_un, t, tt.lengths, t_skip, t_un, self.max_comb_len
         )
+        return self._alignment(chunks, s_un, t_un, s_skip, t_skip, mv, stats, n_bad, len(s), len(t))
+
+    def _alignment(self, chunks, s_un, t_un, s_skip, t_skip, mv, stats, n_bad, n_s, n_t, *,
+                   text_space: bool = False) -> Alignment:
         k = max(len(chunks), 1)
         metrics = AlignmentMetrics(
             n_chunks=len(chunks), exact_chunks=int(mv[0]), one_to_one_chunks=int(mv[1]),
@@ -220,6 +284,7 @@ class Aligner:
             student_unaligned_bytes=int(mv[5]), teacher_unaligned_bytes=int(mv[6]),
             student_nonexact_bytes=int(mv[7]), teacher_nonexact_bytes=int(mv[8]),
             repairs=int(stats[0]), dummy_prefix_skips=int(stats[1]), verify_failures=n_bad,
+            text_space=text_space,
         )  # fmt: skip
         return Alignment(
             student_spans=chunks[:, 0:2], teacher_spans=chunks[:, 2:4],
@@ -227,7 +292,7 @@ class Aligner:
             student_unaligned=s_un[:, 0], student_unaligned_reason=s_un[:, 1].astype(np.int8),
             teacher_unaligned=t_un[:, 0], teacher_unaligned_reason=t_un[:, 1].astype(np.int8),
             student_skip=s_skip, teacher_skip=t_skip,
-            n_student=len(s), n_teacher=len(t), metrics=metrics,
+            n_student=n_s, n_teacher=n_t, metrics=metrics,
         )  # fmt: skip
 
     def align_batch(

@@ -28,7 +28,11 @@ Zero-byte special tokens (BOS/EOS/PAD/CONTROL) met at a shared boundary are pair
 ``special_key`` (1:1 exact chunks) or listed unaligned, so a one-sided BOS shifts nothing. A
 tokenizer's dummy-prefix space (SentencePiece ``▁`` on the first word) is dropped (``skip``) when
 the other side has no space there. When one stream ends inside the other, the straddling tokens
-form a non-exact chunk and the longer side's rest is unaligned (TRUNCATED_TAIL).
+form a non-exact chunk and the longer side's rest is unaligned (TRUNCATED_TAIL). A resync needs
+``resync_bytes`` of agreement or both streams ending together: one stream's end is no agreement.
+
+This walk sees bytes only, so "exact" here means byte-equal under the walk's offset; where the
+text is known, ``text.py`` aligns by original-text positions instead (``Aligner.align_text``).
 """
 
 from __future__ import annotations
@@ -76,7 +80,12 @@ def _horizon(sb, tb, p, d):
 
 @njit(cache=True)
 def _agree(sb, tb, a, b, nbytes):
+    """The streams agree for ``nbytes`` from (a, b), or agree up to the end of *both*. One side
+    ending early is no agreement: comparing zero bytes there once "resynced" at the end and
+    dropped the other side's real text as a truncated tail (issue 11, case 2)."""
     k = min(nbytes, sb.shape[0] - a, tb.shape[0] - b)
+    if k < nbytes and not (a + k == sb.shape[0] and b + k == tb.shape[0]):
+        return False
     for x in range(k):
         if sb[a + x] != tb[b + x]:
             return False

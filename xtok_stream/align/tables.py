@@ -16,7 +16,16 @@ How each family's token strings map to bytes:
   space that is not in the text; the table keeps the ``▁`` as a space byte and sets
   ``dummy_prefix=True``, and the aligner drops that byte where the other side shows it is not text
   (see ``core.py``). Byte-level BPE with ``add_prefix_space=True`` is flagged the same way.
-* **Other models** (WordPiece, Unigram without ``▁``...): the UTF-8 of the vocabulary string.
+* **WordPiece** (``##`` continues a word; other pieces start one, read as a leading space) and
+  **end-of-word BPE** (``word</w>``, CLIP-style: the suffix reads as a trailing space).
+* **Other models**: the UTF-8 of the vocabulary string.
+
+The family comes from the tokenizer's own parsed components (model type, pre-tokenizer,
+normaliser, decoder), never from substring tests on serialized JSON. Each table is then
+*verified*: the tokenizer's ids for :data:`PROBE` must spell the probe's UTF-8 through the table.
+A table that does not (normalisers such as NFKC or lower-casing, ``<unk>``, dropped spaces) is
+kept as a best effort and reported ``<family>-lossy`` (:attr:`ByteTable.mode`): its ids cannot
+prove exactness by bytes, so such pairs need text-space alignment (``text.py``).
 
 Added tokens: ``special=True`` ones carry zero text bytes and a role (BOS, EOS, PAD, UNK or CONTROL);
 the others are matched on raw text by the tokenizer, so their bytes are their content's UTF-8.
@@ -31,7 +40,7 @@ import re
 import threading
 import weakref
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import IntEnum
 from typing import Any
 
@@ -61,6 +70,14 @@ class ByteTable:
     role: np.ndarray  # int8 [V]: Role
     special_key: np.ndarray  # int64 [V]: 0 for text; equal keys pair across tokenizers
     dummy_prefix: bool  # the tokenizer prepends a space that is not in the text
+    lossless: bool = True  # verified at build time: ids -> bytes reproduces the probe text
+
+    @property
+    def mode(self) -> str:
+        """How ids-only alignment reads this tokenizer: ``<family>`` when verified lossless,
+        ``<family>-lossy`` when its bytes are a best effort (normalisers, ``##``, ``</w>``,
+        ``<unk>``): there, only text-space alignment (``Aligner.align_text``) proves exactness."""
+        return self.family if self.lossless else f"{self.family}-lossy"
 
     @property
     def vocab_size(self) -> int:
@@ -108,7 +125,17 @@ def _walk(node: Any):
             yield from _walk(v)
 
 
-def _family(spec: dict) -> tuple[str, bool]:
+def _is_metaspace_replace(n: dict) -> bool:
+    # compare the parsed value: ``json.dumps`` escapes "▁" to "\u2581", so a substring test on
+    # serialized JSON never matches (issue 11, case 1)
+    pat = n.get("pattern")
+    return (n.get("type") == "Replace" and n.get("content") == " "
+            and isinstance(pat, dict) and pat.get("String") == "▁")
+
+
+def _family(spec: dict, model: Any = None) -> tuple[str, bool]:
+    """(family, dummy_prefix) from the tokenizer's own components: its model, pre-tokenizer,
+    normalizer and decoder (parsed objects, never serialized text)."""
     parts = [spec.get(k) for k in ("normalizer", "pre_tokenizer", "decoder")]
     nodes = [n for p in parts for n in _walk(p)]
     types = {n.get("type") for n in nodes}
@@ -116,10 +143,7 @@ def _family(spec: dict) -> tuple[str, bool]:
         pre = list(_walk(spec.get("pre_tokenizer")))
         dummy = any(n.get("type") == "ByteLevel" and n.get("add_prefix_space") for n in pre)
         return "byte_level", dummy
-    sp_decoder = any(
-        n.get("type") == "Replace" and n.get("content") == " " and "▁" in json.dumps(n)
-        for n in _walk(spec.get("decoder"))
-    )
+    sp_decoder = any(_is_metaspace_replace(n) for n in _walk(spec.get("decoder")))
     if "Metaspace" in types or sp_decoder:
         dummy = False
         for n in nodes:
@@ -129,7 +153,17 @@ def _family(spec: dict) -> tuple[str, bool]:
             if n.get("type") == "Prepend" and n.get("prepend") == "▁":
                 dummy = True
         return "sentencepiece", dummy
+    kind = type(model).__name__ if model is not None else ""
+    if kind == "WordPiece" or "WordPiece" in types:
+        return "wordpiece", False
+    if kind == "BPE" and getattr(model, "end_of_word_suffix", None):
+        return "bpe_suffix", False
     return "raw", False
+
+
+# Probe decoded both ways at build time: the table is "lossless" only if the bytes of the ids the
+# tokenizer gives for it are the probe's own UTF-8 (a dummy-prefix space allowed in front).
+PROBE = "Hello,  World!\n\tdef f(x):\n    return x_1 + 2  # naïve café Ünïcode\n日本語のテキスト Привет 😀 ﬁ ½\r\n"
 
 
 def _utf8_spans(big: str, char_lens: np.ndarray) -> tuple[np.ndarray, np.ndarray, bytes]:
@@ -154,7 +188,7 @@ def build_byte_table(tokenizer: Any, name: str | None = None) -> ByteTable:
         for k in ("normalizer", "pre_tokenizer", "decoder")
         if (comp := getattr(backend, k, None)) is not None
     }
-    family, dummy = _family(spec)
+    family, dummy = _family(spec, getattr(backend, "model", None))
     vocab = len(tokenizer)
     tokens = tokenizer.convert_ids_to_tokens(list(range(vocab)))
     role = np.zeros(vocab, np.int8)
@@ -181,6 +215,8 @@ def build_byte_table(tokenizer: Any, name: str | None = None) -> ByteTable:
     unk = tokenizer.unk_token_id
     if unk is not None and unk < vocab and role[unk] == Role.TEXT:  # unk not marked special
         role[unk], key[unk], overrides[unk] = Role.UNK, int(Role.UNK), b""
+    if unk is not None and unk == tokenizer.eos_token_id and unk < vocab:
+        key[unk] = int(Role.EOS)  # a zero-width one is the EOS: it pairs with the other's EOS
     if family == "sentencepiece":
         for tid, tok in enumerate(tokens):
             if tok is not None and tok.startswith("<0x") and tid not in overrides:
@@ -188,6 +224,12 @@ def build_byte_table(tokenizer: Any, name: str | None = None) -> ByteTable:
                 if m:
                     overrides[tid] = bytes([int(m.group(1), 16)])
     pieces = ["" if (t is None or i in overrides) else t for i, t in enumerate(tokens)]
+    if family == "wordpiece":  # "##ing" continues a word; other pieces start one (a space)
+        prefix = getattr(backend.model, "continuing_subword_prefix", "##") or "##"
+        pieces = [p[len(prefix):] if p.startswith(prefix) else (" " + p if p else p) for p in pieces]
+    elif family == "bpe_suffix":  # "word</w>" ends a word: the suffix stands for a space
+        suffix = backend.model.end_of_word_suffix
+        pieces = [p[: -len(suffix)] + " " if p.endswith(suffix) else p for p in pieces]
     char_lens = np.fromiter(map(len, pieces), dtype=np.int64, count=vocab)
     big = "".join(pieces)
     if family == "byte_level":
@@ -217,7 +259,7 @@ def build_byte_table(tokenizer: Any, name: str | None = None) -> ByteTable:
         offsets[extra_ids] = len(buf) + np.concatenate([[0], np.cumsum(extra_len)[:-1]])
         lengths[extra_ids] = extra_len
         buf = buf + b"".join(extra)
-    return ByteTable(
+    table = ByteTable(
         name=name or getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__,
         family=family,
         offsets=np.ascontiguousarray(offsets, dtype=np.int64),
@@ -227,6 +269,18 @@ def build_byte_table(tokenizer: Any, name: str | None = None) -> ByteTable:
         special_key=key,
         dummy_prefix=dummy,
     )
+    return replace(table, lossless=_verify(table, backend))
+
+
+def _verify(table: ByteTable, backend: Any) -> bool:
+    """Decode :data:`PROBE` both ways: the tokenizer's ids through this table must give the
+    probe's UTF-8 (a leading dummy-prefix space aside), with no ``<unk>``."""
+    ids = backend.encode(PROBE, add_special_tokens=False).ids
+    if not ids or any(table.role[i] == Role.UNK for i in ids):
+        return False
+    got = table.ids_bytes(ids)
+    want = PROBE.encode("utf-8")
+    return got == want or (table.dummy_prefix and got == b" " + want)
 
 
 _LOCK = threading.Lock()

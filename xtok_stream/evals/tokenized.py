@@ -87,15 +87,18 @@ class EvalTokenizer:
                               for tok, kw in self.specs]
         return self._aligners
 
-    def _encode(self, tok: Any, text: str) -> np.ndarray:
-        ids = tok(text, add_special_tokens=self.add_special_tokens)["input_ids"]
-        return np.asarray(ids, dtype=np.int64)
+    def _encode(self, tok: Any, text: str) -> tuple[np.ndarray, list]:
+        enc = tok(text, add_special_tokens=self.add_special_tokens, return_offsets_mapping=True)
+        return np.asarray(enc["input_ids"], dtype=np.int64), enc["offset_mapping"]
 
     def __call__(self, record: EvalRecord) -> TokenizedEval:
         aligners = self.aligners
-        s_ids = self._encode(aligners[0].student_tokenizer, record.prompt)
-        t_ids = [self._encode(a.teacher_tokenizer, record.prompt) for a in aligners]
-        per = [a.align(s_ids, t) for a, t in zip(aligners, t_ids)]
+        s_ids, s_off = self._encode(aligners[0].student_tokenizer, record.prompt)
+        t_enc = [self._encode(a.teacher_tokenizer, record.prompt) for a in aligners]
+        t_ids = [ids for ids, _ in t_enc]
+        # exact = same span of the prompt, by the tokenizers' own offsets (align/text.py)
+        per = [a.align_text(record.prompt, s_ids, t, s_off, off)
+               for a, (t, off) in zip(aligners, t_enc)]
         return TokenizedEval(record, s_ids, t_ids, per, joint_refinement(per, len(s_ids)))
 
 

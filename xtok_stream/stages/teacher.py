@@ -25,6 +25,7 @@ import torch
 from ..align import Aligner
 from ..align.chunks import chunk_coo, chunk_ids
 from ..config import TeacherConfig
+from ..errors import ConfigError
 from ..records import PackedSequence
 from ..errors import StateError
 from ..state import Passthrough, within
@@ -87,18 +88,30 @@ class TeacherTokenizer(Passthrough):
     def _tokenize_align(self, seq: PackedSequence) -> dict:
         encs = self._backend.encode_batch(seq.texts, add_special_tokens=False)
         flat: list[int] = []
-        for piece, enc in zip(seq.pieces, encs):
+        spans: list[tuple[int, int]] = []  # char offsets into the joined piece texts
+        base = 0
+        for piece, text, enc in zip(seq.pieces, seq.texts, encs):
             # not char_start == 0: a first piece may hold only the partial bytes of the first
             # character, and then the next piece starts at char 0 too
             if self._bos is not None and piece.starts_document:
                 flat.append(self._bos)
+                spans.append((base, base))
             flat.extend(enc.ids)
+            spans.extend((a + base, b + base) for a, b in enc.offsets)
+            base += len(text)
             if piece.ends_document and self._eos is not None:
                 flat.append(self._eos)
+                spans.append((base, base))
         ids = np.array(flat, dtype=np.int64)
         dropped = max(0, len(ids) - self.max_len)
         ids = ids[: self.max_len]
-        a = self._aligner.align(seq.input_ids[: seq.length], ids)
+        s_ids = seq.input_ids[: seq.length]
+        try:  # exact = same original text (align/text.py); bytes only if the student's ids do
+            # not spell the pieces' text (a character split at the sequence edge)
+            a = self._aligner.align_text("".join(seq.texts), s_ids, ids, None,
+                                         spans[: self.max_len], teacher_truncated=dropped > 0)
+        except ConfigError:
+            a = self._aligner.align(s_ids, ids)
         m = a.metrics
         return {"input_ids": ids, "student_spans": a.student_spans, "teacher_spans": a.teacher_spans,
                 "exact": a.exact, "n_student": seq.length,
