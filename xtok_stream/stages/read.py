@@ -16,7 +16,7 @@ from typing import Any
 
 from ..config import BadDataConfig, RetryConfig
 from ..dist.lanes import lane_shards
-from ..errors import DecodeError, SourceError
+from ..errors import DecodeError, SourceError, StateError
 from ..io.retry import RetryPolicy, open_resilient
 from ..io.tar import CorruptShardError, Oversized, TarSample, iter_samples, read_sample_at
 from ..records import Document
@@ -155,6 +155,11 @@ class DocumentReader(LaneReader):
                     "set on_bad_data.huge_document: split or skip",
                     url=url, key=sample.key, field=self.text_field))
             return self._window(sample, raw, url)
+        if self._part:  # only a huge document read in windows has parts; else it would repeat
+            raise StateError(
+                f"read state field 'part'={self._part}: the sample at byte {sample.offset} of "
+                f"{url} ({sample.key}) is not a huge document read in windows "
+                "(source.on_bad_data.max_document_bytes); the state does not fit this shard")
         return Document(sample.key, self._decode(raw, sample.key, sample.offset, url), url,
                         sample.offset, self._epoch, self._slot)
 
