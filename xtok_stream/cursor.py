@@ -100,10 +100,18 @@ class DocumentCursor(ShardCursor):
 
 @dataclass(frozen=True, slots=True)
 class SequenceCursor(ShardCursor):
-    """A precomputed reader's cursor: ``index`` = the next sequence's index in the lane."""
+    """A precomputed reader's cursor: ``index`` = the next sequence's index in the lane;
+    ``skipped`` counts the odd members dropped under ``on_bad_data.odd_member: skip``."""
 
     index: int = 0
+    skipped: dict = field(default_factory=lambda: {"odd_member": 0})
 
     @classmethod
     def _more(cls, state: Mapping, kind: str) -> dict:
-        return {"index": get_int(state, "index", kind)}
+        skipped = state["skipped"]
+        if not isinstance(skipped, Mapping) or set(skipped) != {"odd_member"}:
+            raise StateError(f"skipped: must map exactly odd_member to a count in the '{kind}' "
+                             f"state, got {skipped!r}")
+        with nested("skipped"):
+            n = get_int(skipped, "odd_member", kind)
+        return {"index": get_int(state, "index", kind), "skipped": {"odd_member": n}}

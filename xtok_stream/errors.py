@@ -51,3 +51,24 @@ class DecodeError(SourceError):
 
 class StateError(XtokError, ValueError):
     """A saved state does not fit the stage or pipeline it is loaded into."""
+
+
+class SampleError(DecodeError):
+    """A sample handed to a collator (not read from a shard) has a bad field: ``url`` is the
+    function that saw it (default ``collate_fn``), ``key`` the sample (``batch[i]``)."""
+
+    def __init__(self, message: str, *, url: str | None = None, key: str | None = None,
+                 field: str | None = None):
+        if field is None:  # rebuilt from its message alone (torch re-raises worker errors so)
+            Exception.__init__(self, message)
+            self.url, self.key, self.field = url, key, None
+        else:
+            super().__init__(message, url=url or "collate_fn", key=key, field=field)
+
+
+class SampleTypeError(SampleError, TypeError):
+    """A sample field has the wrong type (float ids, a string where a tensor belongs, ...)."""
+
+
+class SampleValueError(SampleError, ValueError):
+    """A sample field has a wrong value or shape (negative ids, a mask of another length)."""

@@ -3,6 +3,7 @@ refused naming the field; lanes resume at every step; local and loopback S3; the
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
@@ -234,3 +235,83 @@ def test_teacher_name_with_slash_is_refused(local_shards, tmp_path):
     with pytest.raises(ConfigError, match=r"teachers\.0\.name 'mistralai/v3'"):
         precompute(cfg, str(tmp_path / "pre"), workers=1)
     assert not (tmp_path / "pre").exists()
+
+
+def _lane0_with_odd_members(out, dest):
+    """Lane 0's shards copied to ``dest``; the first gets a symlink and an extension-less member
+    after its first sample, and a duplicate (garbage) meta.json inside its second sample."""
+    import shutil
+    import tarfile
+
+    urls = lane_urls(sorted(str(p) for p in out.glob("lane*.tar")), 0)
+    dest.mkdir()
+    for u in urls[1:]:
+        shutil.copy(u, dest)
+    name = urls[0].rsplit("/", 1)[-1]
+    with tarfile.open(urls[0]) as src, tarfile.open(dest / name, "w") as tar:
+        members = [(m, src.extractfile(m).read()) for m in src.getmembers()]
+        keys = list(dict.fromkeys(m.name.split(".", 1)[0] for m, _ in members))
+        for i, (m, data) in enumerate(members):
+            if i and m.name.startswith(keys[1]) and members[i - 1][0].name.startswith(keys[0]):
+                link = tarfile.TarInfo("evil.txt")
+                link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+                tar.addfile(link)
+                odd = tarfile.TarInfo("README")
+                odd.size = 2
+                tar.addfile(odd, io.BytesIO(b"hi"))
+            tar.addfile(m, io.BytesIO(data))
+            if m.name == f"{keys[1]}.meta.json":
+                dup = tarfile.TarInfo(m.name)
+                dup.size = 5
+                tar.addfile(dup, io.BytesIO(b"{bad}"))
+    return urls, lane_urls(sorted(str(p) for p in dest.glob("lane*.tar")), 0)
+
+
+def test_odd_members_follow_the_policy(made, tmp_path):
+    """Symlink, extension-less and duplicate members in a precomputed shard: an error naming
+    shard, member and byte under the default policy; dropped and counted under skip, with the
+    same sequences as the clean shards and a resumable count."""
+    from xtok_stream.errors import SourceError
+
+    _, pre, out = made
+    clean, odd = _lane0_with_odd_members(out, tmp_path / "odd")
+    with pytest.raises(SourceError, match=r"member 'evil.txt' at byte \d+ is a symlink.*"
+                       r"odd_member: skip") as e:
+        list(build_precomputed_lane(pre, odd, 0))
+    assert e.value.url == odd[0] and e.value.key == "evil.txt"
+    skip = pre.model_copy(update={"source": pre.source.model_copy(update={
+        "on_bad_data": pre.source.on_bad_data.model_copy(update={"odd_member": "skip"})})})
+    lane = build_precomputed_lane(skip, odd, 0)
+    got = [item_key(s) for s in lane]
+    assert got == [item_key(s) for s in build_precomputed_lane(pre, clean, 0)]
+    assert lane.state_dict()["skipped"] == {"odd_member": 3}
+    check_resume(lambda: build_precomputed_lane(skip, odd, 0))
+
+
+def test_precomputed_reads_time_out_on_a_frozen_endpoint(made, s3):
+    """source.retry.read_timeout reaches the precomputed reader: a stalled S3 read is cut off
+    and resumed at the byte (with the 60 s default this run would take minutes)."""
+    import time
+
+    import fsspec
+
+    from tests.faultproxy import FaultProxy
+
+    _, pre, out = made
+    shards = lane_urls(sorted(str(p) for p in out.glob("lane*.tar")), 1)
+    fs = fsspec.filesystem("s3", **s3.storage_options)
+    fs.put([str(p) for p in shards], "xtok-test/pre-frozen/")
+    urls = [f"s3://xtok-test/pre-frozen/{p.rsplit('/', 1)[-1]}" for p in shards]
+    proxy = FaultProxy(s3.endpoint, rate=0.5, seed=3, kinds=("stall",), stall_s=60)
+    src = pre.source.model_copy(update={
+        "storage_options": dict(s3.storage_options, endpoint_url=proxy.endpoint),
+        "retry": pre.source.retry.model_copy(update={"read_timeout": 0.5, "max_attempts": 30,
+                                                     "base_delay": 0.01})})
+    t0 = time.perf_counter()
+    try:
+        got = [item_key(s) for s in build_precomputed_lane(
+            pre.model_copy(update={"source": src}), urls, 1)]
+    finally:
+        proxy.stop()
+    assert proxy.injected["stall"] > 0 and time.perf_counter() - t0 < 40, proxy.gets
+    assert got == [item_key(s) for s in build_precomputed_lane(pre, shards, 1)]

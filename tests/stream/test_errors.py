@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from xtok_stream.config import load_config
 from xtok_stream.dist.loader import Loader
-from xtok_stream.errors import ConfigError, DecodeError, SourceError, StateError, XtokError
+from xtok_stream.errors import (ConfigError, DecodeError, SampleTypeError, SampleValueError,
+                                SourceError, StateError, XtokError)
 from xtok_stream.io.shards import encode_shard
 from xtok_stream.io.tar import CorruptShardError
 
@@ -24,17 +25,31 @@ opt = st.none() | st.text(min_size=1, max_size=20)
 def test_errors_pickle_with_fields_and_message(msg, url, key, field):
     for exc in (SourceError(msg, url=url, key=key),
                 DecodeError(msg, url=url, key=key, field=field),
-                CorruptShardError(msg, url=url, at=7), ConfigError(msg), StateError(msg)):
+                CorruptShardError(msg, url=url, at=7), ConfigError(msg), StateError(msg),
+                SampleTypeError(msg, key=key, field=field),
+                SampleValueError(msg, url=url, key=key, field=field)):
         back = pickle.loads(pickle.dumps(exc))
         assert type(back) is type(exc) and str(back) == str(exc)
         assert back.__dict__ == exc.__dict__
 
 
 @pytest.mark.parametrize("cls", [SourceError, DecodeError, CorruptShardError, ConfigError,
-                                 StateError])
+                                 StateError, SampleTypeError, SampleValueError])
 def test_constructible_from_a_message_alone(cls):
     # what torch's ExceptionWrapper.reraise does: type(message)
     assert str(cls("Caught it in DataLoader worker 1")) == "Caught it in DataLoader worker 1"
+
+
+def test_sample_errors_live_in_the_one_hierarchy():
+    """compat's sample errors are errors.py's (old import path kept), still TypeError/ValueError."""
+    from xtok_stream.compat import datum
+
+    assert datum.SampleTypeError is SampleTypeError and datum.SampleValueError is SampleValueError
+    assert issubclass(SampleTypeError, (DecodeError, TypeError))
+    assert issubclass(SampleValueError, (DecodeError, ValueError))
+    e = SampleValueError("ids must be >= 0", key="batch[2]", field="input_ids")
+    assert (e.url, e.key, e.field) == ("collate_fn", "batch[2]", "input_ids")
+    assert "field 'input_ids'" in str(e) and "key=batch[2]" in str(e)
 
 
 @pytest.fixture()

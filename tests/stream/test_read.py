@@ -89,3 +89,20 @@ def test_member_names_group_by_key(tmp_path):
     (tmp_path / "g.tar").write_bytes(buf.getvalue())
     docs = list(reader([str(tmp_path / "g.tar")]))
     assert [(d.key, d.text) for d in docs] == [("a/doc1", "one"), ("a/doc2", "two")]
+
+
+def test_part_on_an_ordinary_member_is_a_state_error(local_shards):
+    """A state with ``part > 0`` on a member that is not read in windows used to repeat that
+    document forever (``epochs: 1`` never ended); now it is refused naming the field."""
+    import itertools
+
+    from xtok_stream.errors import StateError
+
+    shards, _ = local_shards
+    r = reader(shards[:2])
+    next(r)
+    state = dict(r.state_dict(), part=5, part_chars=5)
+    again = reader(shards[:2])
+    again.load_state_dict(state)
+    with pytest.raises(StateError, match=r"field 'part'=5: the sample at byte \d+ of .*\.tar"):
+        list(itertools.islice(again, 50))

@@ -29,40 +29,12 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from ..errors import DecodeError
+from ..errors import DecodeError, SampleTypeError, SampleValueError
 from .batched import BatchedDict
 
 WHERE = "collate_fn"
 _DATUM_REQUIRED = ("message_log", "length", "extra_env_info", "loss_multiplier", "idx")
 _MESSAGE_REQUIRED = ("role", "content", "token_ids")
-
-
-class _SampleError(DecodeError):
-    """A sample's field has the wrong type or value; names the sample and field."""
-
-    def __init__(self, message: str, *, url: Optional[str] = None, key: Optional[str] = None,
-                 field: Optional[str] = None):
-        if field is None:  # rebuilt from its message alone (torch re-raises worker errors so)
-            Exception.__init__(self, message)
-            self.url, self.key, self.field = url, key, None
-        else:
-            super().__init__(message, url=url or WHERE, key=key or "", field=field)
-        self._raw = message
-
-    def __reduce__(self):
-        return _rebuild, (type(self), self._raw, self.url, self.key, self.field)
-
-
-def _rebuild(cls, raw, url, key, field):
-    return cls(raw, url=url, key=key, field=field)
-
-
-class SampleTypeError(_SampleError, TypeError):
-    """A sample field has the wrong type (float ids, a string where a tensor belongs, ...)."""
-
-
-class SampleValueError(_SampleError, ValueError):
-    """A sample field has a wrong value or shape (negative ids, a mask of another length)."""
 
 
 def int_ids(value: Any, key: str, field: str) -> torch.Tensor:

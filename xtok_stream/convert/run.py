@@ -48,8 +48,8 @@ def _scan_task(args) -> tuple[int, Any]:
     i, inp, cfg, opts = args
     try:
         return i, scan_file(inp, cfg, opts)
-    except XtokError as exc:  # our errors do not pickle across processes: send the text
-        return i, str(exc)
+    except XtokError as exc:  # returned, not raised: the caller raises it with its type and fields
+        return i, exc
 
 
 def list_planned(inputs_spec: list[str], cfg: ConvertConfig,
@@ -86,8 +86,8 @@ def get_plan(inputs_spec: list[str], out: str, cfg: ConvertConfig, opts: dict[st
               dynamic_ncols=True) as bar:
         for i, scan in run_tasks(_scan_task, [(i, inp, cfg, opts) for i, inp in enumerate(inputs)],
                                  engine=engine, workers=workers, ray_address=ray_address):
-            if isinstance(scan, str):
-                raise SourceError(scan)
+            if isinstance(scan, XtokError):
+                raise scan
             scans[i] = scan
             bar.update(1)
     plan = make_plan(inputs, scans, cfg, opts)
@@ -169,7 +169,7 @@ def _convert(inputs, out, cfg, opts, listed, t0, *, engine, workers, ray_address
         for r in run_tasks(run_shard, tasks, engine=engine, workers=workers,
                            ray_address=ray_address):
             if "error" in r:
-                raise SourceError(r["error"])
+                raise r["error"]
             results[r["name"]] = r
             written += r["written"]
             nbytes += r["bytes"]

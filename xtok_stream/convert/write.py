@@ -105,8 +105,8 @@ def _samples(task: ShardTask):
 
 
 def run_shard(task: ShardTask) -> dict:
-    """``{name, samples, bytes, sha256, written}``, or ``{name, error}`` for a data error (kept
-    as text: our errors take keyword arguments and do not survive pickling between processes)."""
+    """``{name, samples, bytes, sha256, written}``, or ``{name, error}`` with the library error
+    itself (it pickles with its type and fields; the caller raises it)."""
     name = task.shard["name"]
     try:
         marker = read_marker(task.out, name, task.storage_options)
@@ -129,4 +129,4 @@ def run_shard(task: ShardTask) -> dict:
                    task.storage_options)
         return {**info, "written": True}
     except XtokError as exc:
-        return {"name": name, "error": str(exc)}
+        return {"name": name, "error": exc}

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, XtokError
 
 
 def _ray():
@@ -38,7 +38,8 @@ def ensure_ray(address: str | None = None):
 def map_unordered(fn: Callable[[Any], Any], items: Iterable[Any], *, address: str | None = None,
                   window: int | None = None, num_cpus: float = 1) -> Iterator[Any]:
     """``fn(item)`` for every item as a Ray task (``num_cpus`` each); results in completion
-    order. An exception raised by a task is re-raised here (as Ray's ``RayTaskError``)."""
+    order. A library error raised by a task is re-raised here as itself (type and fields, not
+    Ray's ``RayTaskError`` wrapper); anything else as Ray's ``RayTaskError``."""
     ray = ensure_ray(address)
     remote = ray.remote(num_cpus=num_cpus, max_retries=2)(fn)
     if window is None:
@@ -54,4 +55,10 @@ def map_unordered(fn: Callable[[Any], Any], items: Iterable[Any], *, address: st
         for item in it:
             pending.append(remote.remote(item))
             break
-        yield ray.get(done[0])
+        try:
+            result = ray.get(done[0])
+        except ray.exceptions.RayTaskError as exc:
+            if isinstance(exc.cause, XtokError):
+                raise exc.cause from exc
+            raise
+        yield result

@@ -15,10 +15,15 @@ Every sample's ``meta.json`` carries the fingerprint of the spec it was made for
 (:mod:`.spec`); a sequence whose fingerprint differs from this pipeline's raises ConfigError
 naming the differing fields.
 
-Cursor: ``{"epoch", "slot", "offset", "index"}`` (:class:`~xtok_stream.cursor.SequenceCursor`) =
-the next sequence is the sample whose first tar header is at byte ``offset`` of the lane's
-``slot``-th shard, in ``epoch`` (one range request to resume), and has index ``index`` in the lane
-(checked against the sample's own, so an edited or foreign cursor is a StateError).
+Odd members (a symlink or hardlink, a name without an extension, a duplicate member) follow
+``source.on_bad_data.odd_member`` as in the tar reader: an error naming the shard, member and
+byte offset, or (``skip``) dropped and counted in the cursor's ``skipped``.
+
+Cursor: ``{"epoch", "slot", "offset", "index", "skipped"}``
+(:class:`~xtok_stream.cursor.SequenceCursor`) = the next sequence is the sample whose first tar
+header is at byte ``offset`` of the lane's ``slot``-th shard, in ``epoch`` (one range request to
+resume), and has index ``index`` in the lane (checked against the sample's own, so an edited or
+foreign cursor is a StateError); ``skipped`` counts the odd members dropped so far.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ import numpy as np
 
 import tarfile
 
-from ..config import PipelineConfig, RetryConfig
+from ..config import BadDataConfig, PipelineConfig, RetryConfig
 from ..cursor import SequenceCursor
 from ..errors import ConfigError, DecodeError, StateError, XtokError
 from ..io.retry import RetryPolicy
@@ -70,7 +75,7 @@ def _expected(config_json: str) -> tuple[dict, str]:
 class PrecomputedReader:
     """Iterates one lane's precomputed sequences. Construction does no I/O."""
 
-    KIND, VERSION = "precomputed", 2
+    KIND, VERSION = "precomputed", 3
 
     def __init__(
         self,
@@ -81,13 +86,17 @@ class PrecomputedReader:
         epochs: int | None = 1,
         storage_options: Mapping[str, Any] | None = None,
         retry: RetryConfig | None = None,
+        bad_data: BadDataConfig | None = None,
     ):
         self.lane, self.epochs = lane, epochs
         self.urls = lane_urls(shards, lane)
         self.teachers = [t.key for t in config.teachers]
         self.storage_options = dict(storage_options or {})
         r = retry or RetryConfig()
-        self.retry = RetryPolicy(r.max_attempts, r.base_delay, r.max_delay)
+        self.retry = RetryPolicy(r.max_attempts, r.base_delay, r.max_delay,
+                                 read_timeout=r.read_timeout)
+        self.skip_odd = (bad_data or BadDataConfig()).odd_member == "skip"
+        self._skipped = 0
         self._config_json = config.model_dump_json()
         self._fp: str | None = None
         self._epoch = self._slot = self._offset = 0
@@ -109,7 +118,8 @@ class PrecomputedReader:
                     self._index = 0
                     continue
                 self._it = iter_samples(self.urls[self._slot], self.storage_options,
-                                        self._offset, retry=self.retry)
+                                        self._offset, retry=self.retry,
+                                        odd_member=self._odd_member)
             try:
                 return next(self._it)
             except StopIteration:
@@ -120,6 +130,13 @@ class PrecomputedReader:
                                      f"is not a sample ({exc}): the state does not belong to "
                                      "these shards") from exc
                 raise
+
+    def _odd_member(self, error: Exception) -> None:
+        """Raise, or count and drop (counted while reading ahead of the sample handed out; the
+        cursor after that sample is past the member too, so count and cursor agree)."""
+        if not self.skip_odd:
+            raise error
+        self._skipped += 1
 
     def _next_shard(self) -> None:
         self._close_it()
@@ -196,7 +213,8 @@ class PrecomputedReader:
         """Name the differing fields: the shard's first sample carries the whole spec."""
         saved = meta.get("spec")
         if saved is None:
-            first = read_sample_at(url, self.storage_options, 0, retry=self.retry)
+            first = read_sample_at(url, self.storage_options, 0, retry=self.retry,
+                                   odd_member=lambda error: None)
             saved = json.loads(first.files.get("meta.json", b"{}")).get("spec")
         if saved is None:
             raise ConfigError(f"precomputed shard {url} has fingerprint {meta.get('fingerprint')!r}"
@@ -207,8 +225,8 @@ class PrecomputedReader:
 
     # -- state ----------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return SequenceCursor(self._epoch, self._slot, self._offset, self._index).to_dict(
-            self.KIND, self.VERSION)
+        return SequenceCursor(self._epoch, self._slot, self._offset, self._index,
+                              {"odd_member": self._skipped}).to_dict(self.KIND, self.VERSION)
 
     def load_state_dict(self, state: Mapping) -> None:
         c = SequenceCursor.from_dict(state, self.KIND, self.VERSION, epochs=self.epochs,
@@ -216,12 +234,14 @@ class PrecomputedReader:
                                      offset_align=tarfile.BLOCKSIZE)
         self._close_it()
         self._epoch, self._slot, self._offset, self._index = c.epoch, c.slot, c.offset, c.index
+        self._skipped = c.skipped["odd_member"]
         self._restored = c.offset > 0 or c.index > 0
 
     @property
     def metrics(self) -> dict:
         c = self.retry.counters
-        return {"retries": c["retries"], "reopens": c["reopens"], "skipped": {}}
+        return {"retries": c["retries"], "reopens": c["reopens"],
+                "skipped": {"odd_member": self._skipped}}
 
     def _close_it(self) -> None:
         if self._it is not None:
@@ -242,4 +262,4 @@ def build_precomputed_lane(config: PipelineConfig, shards: list[str], lane: int
                           "of `xtok convert --precompute`")
     return PrecomputedReader(shards, lane=lane, config=config, epochs=config.epochs,
                              storage_options=config.source.storage_options,
-                             retry=config.source.retry)
+                             retry=config.source.retry, bad_data=config.source.on_bad_data)

@@ -33,7 +33,7 @@ import fsspec
 import numpy as np
 
 from ..config import PipelineConfig
-from ..errors import ConfigError, SourceError, XtokError
+from ..errors import ConfigError, XtokError
 from ..io.shards import ShardInfo, chunked, encode_shard, put_atomic
 from ..io.urls import expand_urls
 from ..records import PackedSequence
@@ -128,14 +128,15 @@ def _complete(task: LaneTask) -> dict | None:
 
 
 def run_lane(task: LaneTask) -> dict:
-    """Precompute one lane (runs in an engine worker); returns its marker, or ``{"error"}``."""
+    """Precompute one lane (runs in an engine worker); returns its marker, or ``{lane, error}``
+    with the library error itself (it pickles with its type and fields; the caller raises it)."""
     try:
         done = _complete(task)
         if done is not None:
             return dict(done, written=False)
         return dict(_run_lane(task), written=True)
-    except XtokError as exc:  # our errors do not pickle across processes: send the text
-        return {"lane": task.lane, "error": str(exc)}
+    except XtokError as exc:
+        return {"lane": task.lane, "error": exc}
 
 
 def _run_lane(task: LaneTask) -> dict:
@@ -242,7 +243,8 @@ def precompute(config: PipelineConfig, out: str, *, shards: list[str] | None = N
         for r in run_tasks(run_lane, tasks, engine=engine, workers=workers,
                            ray_address=ray_address):
             if "error" in r:
-                raise SourceError(f"lane {r['lane']}: {r['error']}", url=out)
+                r["error"].add_note(f"(precompute lane {r['lane']} of {out})")
+                raise r["error"]
             lanes[str(r["lane"])] = r
             bar.update(1)
     order = [lanes[str(lane)] for lane in range(cfg.num_lanes)]
