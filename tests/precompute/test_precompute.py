@@ -282,8 +282,8 @@ def test_odd_members_follow_the_policy(made, tmp_path):
     skip = pre.model_copy(update={"source": pre.source.model_copy(update={
         "on_bad_data": pre.source.on_bad_data.model_copy(update={"odd_member": "skip"})})})
     lane = build_precomputed_lane(skip, odd, 0)
-    got = [item_key(s) for s in lane]
-    assert got == [item_key(s) for s in build_precomputed_lane(pre, clean, 0)]
+    got = [canonical(s) for s in lane]
+    assert got == [canonical(s) for s in build_precomputed_lane(pre, clean, 0)]
     assert lane.state_dict()["skipped"] == {"odd_member": 3}
     check_resume(lambda: build_precomputed_lane(skip, odd, 0))
 
@@ -309,9 +309,9 @@ def test_precomputed_reads_time_out_on_a_frozen_endpoint(made, s3):
                                                      "base_delay": 0.01})})
     t0 = time.perf_counter()
     try:
-        got = [item_key(s) for s in build_precomputed_lane(
+        got = [canonical(s) for s in build_precomputed_lane(
             pre.model_copy(update={"source": src}), urls, 1)]
     finally:
         proxy.stop()
     assert proxy.injected["stall"] > 0 and time.perf_counter() - t0 < 40, proxy.gets
-    assert got == [item_key(s) for s in build_precomputed_lane(pre, shards, 1)]
+    assert got == [canonical(s) for s in build_precomputed_lane(pre, shards, 1)]
