@@ -103,6 +103,6 @@ def test_part_on_an_ordinary_member_is_a_state_error(local_shards):
     next(r)
     state = dict(r.state_dict(), part=5, part_chars=5)
     again = reader(shards[:2])
-    again.load_state_dict(state)
-    with pytest.raises(StateError, match=r"field 'part'=5: the sample at byte \d+ of .*\.tar"):
+    with pytest.raises(StateError, match=r"^part: "):  # refused at load or at the first read
+        again.load_state_dict(state)
         list(itertools.islice(again, 50))
