@@ -1,6 +1,8 @@
-"""Real shards whose first row holds an exact chunk, a non-exact chunk and a teacher special
-with no student partner (Mistral reads the literal ``<s>`` as its BOS; Qwen2 as text), with
-two teachers of different families; and a headless Chromium, installed when absent."""
+"""Real shards whose first row holds exact chunks, a non-exact chunk around a special token
+parsed from literal text (Mistral reads the literal ``<s>`` as its BOS, Qwen2 as text: the same
+text, so one chunk, but not exact) and unaligned student tokens (Mistral's ``max_len`` cuts
+its side short: a truncated tail), with two teachers of different families; and a headless
+Chromium, installed when absent."""
 
 from __future__ import annotations
 
@@ -19,7 +21,9 @@ CRAFTED = ("def f(x):\n    return x <s> caf\u00e9 na\u00efve.\n"
 
 def tree(shards, **over):
     t = {"source": {"urls": shards}, "student": {"tokenizer": "pkg:qwen2", "seq_len": 192},
-         "teachers": [{"tokenizer": "pkg:mistral-v3"}, {"tokenizer": "pkg:deepseek-v4"}],
+         # Mistral cut short, so the row also has unaligned student tokens (a truncated tail)
+         "teachers": [{"tokenizer": "pkg:mistral-v3", "max_len": 150},
+                      {"tokenizer": "pkg:deepseek-v4"}],
          "batch_size": 2, "num_lanes": 2, "seed": 0, "shuffle": {"shards": False}}
     t.update(over)
     return t

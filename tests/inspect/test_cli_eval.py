@@ -29,7 +29,7 @@ def test_cli_terminal_and_html(inspect_shards, tmp_path, capsys):
     text = capsys.readouterr().out
     assert text.startswith("batch 0, row 0: ") and "piece crafted [0:" in text
     assert "teacher mistral-v3:" in text and "deepseek-v4" not in text.split("wrote")[0]
-    assert "special_unpaired" in text and f"wrote {out}" in text
+    assert "truncated_tail" in text and f"wrote {out}" in text
     page = out.read_text(encoding="utf-8")
     meta = json.loads(re.search(r'id="xtok-meta">(.*?)</script>', page).group(1))
     assert [s["teacher"] for s in meta["summaries"]] == ["mistral-v3"]

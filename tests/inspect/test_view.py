@@ -40,8 +40,12 @@ def test_view_is_the_batch_row_plus_reasons(first_batch, inspect_config):
         assert set(t.teacher_reasons) == set(np.flatnonzero(t.teacher_chunk < 0).tolist())
     mistral = view.teachers[0]
     assert mistral.exact.any() and not mistral.exact.all()
-    bos = [j for j, r in mistral.teacher_reasons.items() if r == "special_unpaired"]
-    assert bos and mistral.tokens.labels[bos[0]] == "<s>"
+    # the literal "<s>" Mistral parsed as a special sits in a chunk, never an exact one
+    bos = [j for j, label in enumerate(mistral.tokens.labels) if label == "<s>"]
+    assert bos and all(mistral.teacher_chunk[j] >= 0 for j in bos)
+    assert not any(mistral.exact[mistral.teacher_chunk[j]] for j in bos)
+    # the student tokens past Mistral's max_len are a truncated tail
+    assert mistral.student_reasons and set(mistral.student_reasons.values()) == {"truncated_tail"}
 
 
 class Page(HTMLParser):
@@ -102,11 +106,11 @@ def test_html_page_structure(first_batch, inspect_config):
         assert sec["marks"] == len(first_batch["pieces"][0])
     kinds = {kind for sec in p.sections for kind, _ in sec["chunks"]}
     assert kinds == {"ex", "nx", "un"}
-    assert 'title="special_unpaired"' in page
+    assert 'title="truncated_tail"' in page
 
 
 def test_text_view_lists_columns_and_reasons(first_batch, inspect_config):
     out = render_text(row_view(first_batch, 0, config=inspect_config, only=["mistral-v3"]))
     assert "teacher mistral-v3:" in out and "deepseek" not in out
     assert "| NO" in out and "| yes" in out
-    assert "unaligned teacher token" in out and "'<s>': special_unpaired" in out
+    assert "unaligned student token" in out and "truncated_tail" in out

@@ -1,9 +1,9 @@
 """One row as the model sees it: student tokens, and per teacher its tokens and chunk pairing.
 
 :func:`row_view` reads a batch row (the chunk maps and ``chunk_exact`` the trainer gets, not a
-re-computation) and adds, for every token in no chunk, *why* (the aligner's
-:class:`~xtok_stream.align.UnalignedReason`, from aligning the row's real tokens again: the
-batch only carries ``-1``). :func:`eval_view` builds the same view for a tokenized eval record.
+re-computation) and adds, for every token in no chunk, *why* (an
+:class:`~xtok_stream.align.UnalignedReason` name read off the token's role and place: the batch
+only carries ``-1``). :func:`eval_view` builds the same view for a tokenized eval record.
 Both renderers (``text.py``, ``html.py``) take a :class:`RowView`; they never touch tensors.
 """
 
@@ -108,6 +108,30 @@ def _reasons(a, side: str) -> dict[int, str]:
     return {i: r.name.lower() for i, r in a.unaligned(side)}
 
 
+def _why(table, ids, chunk) -> dict[int, str]:
+    """Why each token in no chunk is there, read off the batch's own chunk map (re-aligning the
+    row could disagree with the stage, which aligned in text space on the pieces' text): a
+    token after the side's last chunked token is a truncated tail (the other side stopped
+    first); before it, a special token (BOS/EOS/control/pad/unk) in no chunk had no partner
+    there."""
+    from ..align.tables import Role
+
+    names = {Role.PAD: "pad", Role.UNK: "unk"}
+    chunk = np.asarray(chunk)
+    inside = np.flatnonzero(chunk >= 0)
+    last = int(inside[-1]) if len(inside) else -1
+    out = {}
+    for i in np.flatnonzero(chunk < 0).tolist():
+        role = Role(int(table.role[int(ids[i])]))
+        if i > last:
+            out[i] = "truncated_tail"
+        elif role != Role.TEXT:
+            out[i] = names.get(role, "special_unpaired")
+        else:
+            out[i] = "unaligned"
+    return out
+
+
 def _teacher(name: str, s_tok, t_tok, s_ids, t_ids, s_chunk, t_chunk, exact, max_comb_len,
              identity: bool) -> tuple[TeacherView, np.ndarray]:
     tokens, t_bytes = tokens_of(t_tok, t_ids)
@@ -115,9 +139,8 @@ def _teacher(name: str, s_tok, t_tok, s_ids, t_ids, s_chunk, t_chunk, exact, max
         s_why = {int(i): "truncated_tail" for i in np.flatnonzero(s_chunk < 0)}
         t_why: dict[int, str] = {}
     else:
-        kw = {"max_comb_len": max_comb_len} if max_comb_len is not None else {}
-        a = Aligner(s_tok, t_tok, **kw).align(s_ids, t_ids)
-        s_why, t_why = _reasons(a, "student"), _reasons(a, "teacher")
+        s_why = _why(byte_table(s_tok), s_ids, s_chunk)
+        t_why = _why(byte_table(t_tok), t_ids, t_chunk)
     return TeacherView(name, tokens, np.asarray(s_chunk, np.int32), np.asarray(t_chunk, np.int32),
                        np.asarray(exact, bool), s_why, t_why), t_bytes
 
