@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from ..chat.messages import native_text
 from ..config import PipelineConfig
 from ..dist.lanes import splitmix64
 from ..errors import ConfigError, DecodeError
@@ -130,12 +131,14 @@ class ArrowDocumentReader(LaneReader):
                 url=tf.url, key="schema", field=self.text_field))
         typ = tf.schema.field(self.text_field).type
         if not (pa.types.is_string(typ) or pa.types.is_large_string(typ)
-                or pa.types.is_binary(typ) or pa.types.is_large_binary(typ)):
-            raise DecodeError(f"column '{self.text_field}' has type {typ}, not string or binary "
-                              "(source.text_field)", url=tf.url, key="schema",
-                              field=self.text_field)
+                or pa.types.is_binary(typ) or pa.types.is_large_binary(typ)
+                or pa.types.is_list(typ) or pa.types.is_large_list(typ)):  # chat: list<struct>
+            raise DecodeError(f"column '{self.text_field}' has type {typ}, not string, binary "
+                              "or a list of messages (source.text_field)", url=tf.url,
+                              key="schema", field=self.text_field)
 
     def _text(self, value: Any, key: str, row: int, url: str) -> str:
+        value = native_text(value, url=url, key=key, field=self.text_field)
         if value is None:
             self._policy("missing_field", DecodeError(
                 f"row {row}: '{self.text_field}' is null; source.on_bad_data.missing_field: skip "
