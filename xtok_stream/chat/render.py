@@ -21,6 +21,7 @@ whitespace after it. ``mistral-common`` renders with mistral-common's own instru
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,9 +31,9 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..tokenizers import load_tokenizer
+from .config import MISTRAL_COMMON
 from .messages import Messages
 
-MISTRAL_COMMON = "mistral-common"
 _SENTINEL = re.compile("\ue000(\\d+)\ue001")
 
 
@@ -97,8 +98,10 @@ def layout(text: str, ids, starts, ends, roles, content_chars, specials: frozens
                     content, bounds, eot)
 
 
-def resolve_template(value: str | None, tok: Any, where: str) -> str:
-    """Inline Jinja, a file path, or the tokenizer's own template."""
+def resolve_template(value: str | None, tok: Any, where: str, sha256: str | None = None) -> str:
+    """Inline Jinja, a file path, or the tokenizer's own template. A file must still have the
+    ``sha256`` pinned when the config was loaded (``chat/config.py``): else it was edited since,
+    and this process would render another template than the one the state fingerprints."""
     if value is None:
         if not getattr(tok, "chat_template", None):
             raise ConfigError(f"{where}: the tokenizer has no chat_template; set chat.templates."
@@ -110,16 +113,23 @@ def resolve_template(value: str | None, tok: Any, where: str) -> str:
     path = Path(value).expanduser()
     if not path.is_file():
         raise ConfigError(f"{where}: chat template file not found: {value} (chat.templates)")
-    return path.read_text()
+    data = path.read_bytes()
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+        raise ConfigError(f"{where}: template file {value} changed since the pipeline config was "
+                          f"loaded (sha256 now {hashlib.sha256(data).hexdigest()[:12]}, pinned "
+                          f"{sha256[:12]}); reload the config (chat.templates."
+                          f"{where.rsplit(' ', 1)[-1]})")
+    return data.decode("utf-8")
 
 
 class JinjaRenderer:
     """transformers' ``apply_chat_template`` with one model's template."""
 
-    def __init__(self, tokenizer: str, template: str | None, where: str):
+    def __init__(self, tokenizer: str, template: str | None, where: str,
+                 sha256: str | None = None):
         self.tok = load_tokenizer(tokenizer)
         self.where = where
-        self.template = resolve_template(template, self.tok, where)
+        self.template = resolve_template(template, self.tok, where, sha256)
         self.specials = frozenset(int(i) for i, t in self.tok.added_tokens_decoder.items() if t.special)
         self._backend = self.tok.backend_tokenizer
 
@@ -215,8 +225,8 @@ def _piece_bytes(raw: Any) -> list[bytes]:
 
 
 @functools.lru_cache(maxsize=32)
-def renderer(tokenizer: str, template: str | None, where: str):
-    """One renderer per (tokenizer, template) and process."""
+def renderer(tokenizer: str, template: str | None, where: str, sha256: str | None = None):
+    """One renderer per (tokenizer, template, pinned file sha256) and process."""
     if template == MISTRAL_COMMON:
         return MistralCommonRenderer(tokenizer, where)
-    return JinjaRenderer(tokenizer, template, where)
+    return JinjaRenderer(tokenizer, template, where, sha256)
