@@ -56,3 +56,17 @@ def test_a_bad_native_conversation_names_file_and_row(chat_samples, tmp_path):
         lane_sequences(_cfg(path), [str(path)])
     assert str(path) in str(err.value) and "convs-00000002" in str(err.value)
     assert err.value.field == "messages"
+
+
+def test_text_mode_refuses_a_messages_column(chat_samples, tmp_path):
+    """Without a chat block a list column is not text: streaming its JSON as text would be a
+    silent mistake."""
+    path = tmp_path / "convs.parquet"
+    pq.write_table(pa.Table.from_pylist([{"txt": json.loads(s["messages"])}
+                                         for s in chat_samples[:4]]), path)
+    cfg = chat_config([str(path)], seq_len=128, teachers=())
+    del cfg["chat"]
+    cfg["source"]["format"] = "arrow"
+    with pytest.raises(DecodeError, match="not string or binary") as err:
+        lane_sequences(load_config(cfg), [str(path)])
+    assert str(path) in str(err.value)

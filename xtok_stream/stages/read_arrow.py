@@ -88,13 +88,15 @@ class ArrowDocumentReader(LaneReader):
     _FIELDS = ("epoch", "slot", "row", "part", "part_chars", "skipped")
 
     def __init__(self, files: Sequence[str], *, text_field: str = "text",
-                 val_split: float = 0.0, split: str = "train", **kwargs: Any):
+                 val_split: float = 0.0, split: str = "train", messages: bool = False,
+                 **kwargs: Any):
         if split not in ("train", "validation"):
             raise ConfigError(f"source.split must be train or validation, got {split!r}")
         if split == "validation" and val_split <= 0:
             raise ConfigError("source.split: validation needs source.val_split > 0")
         super().__init__(files, text_field=text_field, **kwargs)
         self.val_split, self.split = float(val_split), split
+        self.messages = messages  # chat mode: a list<struct> column holds the conversations
         self._epoch = self._slot = self._row = self._part = self._part_chars = 0
         self._files: dict[str, TableFile] = {}  # at most 2 open: the current one, the last fetch
         self._units: dict[str, tuple[int, pa.Array, np.ndarray]] = {}  # url -> (unit, col, keep)
@@ -132,9 +134,10 @@ class ArrowDocumentReader(LaneReader):
         typ = tf.schema.field(self.text_field).type
         if not (pa.types.is_string(typ) or pa.types.is_large_string(typ)
                 or pa.types.is_binary(typ) or pa.types.is_large_binary(typ)
-                or pa.types.is_list(typ) or pa.types.is_large_list(typ)):  # chat: list<struct>
-            raise DecodeError(f"column '{self.text_field}' has type {typ}, not string, binary "
-                              "or a list of messages (source.text_field)", url=tf.url,
+                or (self.messages and (pa.types.is_list(typ) or pa.types.is_large_list(typ)))):
+            what = "string, binary or a list of messages" if self.messages else "string or binary"
+            raise DecodeError(f"column '{self.text_field}' has type {typ}, not {what} "
+                              "(source.text_field; chat.messages_field)", url=tf.url,
                               key="schema", field=self.text_field)
 
     def _text(self, value: Any, key: str, row: int, url: str) -> str:
@@ -265,6 +268,7 @@ def build_arrow_reader(config: PipelineConfig, shards: list[str], lane: int) -> 
     return ArrowDocumentReader(
         shards, lane=lane, num_lanes=config.num_lanes, seed=config.seed, epochs=config.epochs,
         shuffle_shards=config.shuffle.shards, text_field=config.sample_field,
+        messages=config.chat is not None,
         storage_options=src.storage_options, bad_data=src.on_bad_data, retry=src.retry,
         val_split=src.val_split, split=src.split,
     )
