@@ -162,3 +162,24 @@ def test_native_and_json_text_give_the_same_canonical_text(msgs):
     as_text = parse_messages(json.dumps(msgs), url="u", key="k", field="messages")
     assert native == as_text == tuple((m["role"], m["content"]) for m in msgs)
     assert parse_messages(messages_json(native), url="u", key="k", field="m") == native
+
+
+def test_cli_messages_field(convs, conv_inputs, tmp_path):
+    """The command line gives the API's bytes; --precompute with it is refused by name."""
+    import subprocess
+    import sys
+
+    convert([str(conv_inputs / "native.parquet")], str(tmp_path / "api"), CFG, workers=1,
+            progress=False)
+    base = [sys.executable, "-m", "xtok_stream", "convert", str(conv_inputs / "native.parquet"),
+            "--messages-field", "messages", "--id-field", "id", "--samples-per-shard", "7",
+            "--workers", "1", "--no-progress"]
+    res = subprocess.run(base + ["--out", str(tmp_path / "cli")], capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert outputs(str(tmp_path / "cli"))[1] == outputs(str(tmp_path / "api"))[1]
+    pipe = tmp_path / "p.yaml"
+    pipe.write_text("student: {tokenizer: 'pkg:qwen2'}\n")
+    res = subprocess.run(base + ["--out", str(tmp_path / "pre"), "--precompute", str(pipe)],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode != 0 and "--precompute has no chat mode" in res.stderr
