@@ -183,3 +183,21 @@ def test_cli_messages_field(convs, conv_inputs, tmp_path):
     res = subprocess.run(base + ["--out", str(tmp_path / "pre"), "--precompute", str(pipe)],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode != 0 and "--precompute has no chat mode" in res.stderr
+
+
+def test_shard_size_mode_cuts_conversations_alike(conv_inputs, tmp_path):
+    """--shard-size-mb measures the {key}.messages members: JSONL and native Parquet plans cut
+    at the same samples, just past the target."""
+    cfg = ConvertConfig(id_field="id", messages_field="messages", shard_size_mb=0.004)
+    got = []
+    for name in ("convs.jsonl", "native.parquet"):
+        convert([str(conv_inputs / name)], str(tmp_path / name), cfg, workers=1, progress=False)
+        got.append(outputs(str(tmp_path / name)))
+    assert got[0][1] == got[1][1] and len(got[0][1]) > 2
+    out = tmp_path / "native.parquet"
+    for shard in got[0][0]["shards"][:-1]:  # cut right after the member that reaches 4,000 B
+        docs = list(DocumentReader([str(out / shard["name"])], text_field="messages", lane=0,
+                                   num_lanes=1, seed=0, epochs=1, shuffle_shards=False,
+                                   storage_options={}))
+        member = [512 + -(-len(d.text.encode()) // 512) * 512 for d in docs]
+        assert sum(member[:-1]) < 4_000 <= sum(member), member
