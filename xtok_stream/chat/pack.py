@@ -48,6 +48,7 @@ class ChatPiece:
     content: np.ndarray  # int64 [hi - lo, 2] sequence positions of each content (clipped)
     bounds: np.ndarray  # int64 [hi - lo + 1] sequence positions of the message regions
     cut_chars: int | None
+    shard: str = ""  # the conversation's shard URL, for the teachers' error messages
 
 
 class _OpenConversation:
@@ -74,7 +75,7 @@ class ChatPacker:
         pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         self._pad = int(pad or 0)
         self._renderer = renderer(self.tokenizer, self.chat.templates.get("student"),
-                                  "chat template of student")
+                                  "chat template of student", self.chat.template_sha256("student"))
 
     @property
     def pad_id(self) -> int:
@@ -152,7 +153,7 @@ class ChatPacker:
             pieces.append(Piece(cur.doc.key, c0, c1, filled, filled + n,
                                 ends_document=hi_done == m, starts_document=lo == 0))
             texts.append(r.text[c0:c1])
-            chat.append(ChatPiece(cur.msgs, lo, hi, content, bounds, cut_chars))
+            chat.append(ChatPiece(cur.msgs, lo, hi, content, bounds, cut_chars, cur.doc.shard))
             filled += n
             if hi_done == m:
                 self._cur = None

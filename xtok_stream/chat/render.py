@@ -1,7 +1,8 @@
 """Render a conversation in one model's chat template and lay its tokens out per message.
 
-A template is rendered once with a sentinel in place of every content, which tells where each
-content goes; the real rendering must then equal the template parts with the contents put back
+A template is rendered with a sentinel in place of every content, which tells where each
+content goes (that skeleton depends on the roles only, so it is cached per roles sequence); the
+one real rendering per conversation must then equal the skeleton with the contents put back
 (else the template changes contents, e.g. trims them: ``chat.strip_content``). The text is
 tokenized whole, as ``apply_chat_template(tokenize=True)`` does, so the ids are the template's
 own. Per message the layout holds::
@@ -21,6 +22,7 @@ whitespace after it. ``mistral-common`` renders with mistral-common's own instru
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,9 +32,9 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..tokenizers import load_tokenizer
+from .config import MISTRAL_COMMON
 from .messages import Messages
 
-MISTRAL_COMMON = "mistral-common"
 _SENTINEL = re.compile("\ue000(\\d+)\ue001")
 
 
@@ -97,8 +99,10 @@ def layout(text: str, ids, starts, ends, roles, content_chars, specials: frozens
                     content, bounds, eot)
 
 
-def resolve_template(value: str | None, tok: Any, where: str) -> str:
-    """Inline Jinja, a file path, or the tokenizer's own template."""
+def resolve_template(value: str | None, tok: Any, where: str, sha256: str | None = None) -> str:
+    """Inline Jinja, a file path, or the tokenizer's own template. A file must still have the
+    ``sha256`` pinned when the config was loaded (``chat/config.py``): else it was edited since,
+    and this process would render another template than the one the state fingerprints."""
     if value is None:
         if not getattr(tok, "chat_template", None):
             raise ConfigError(f"{where}: the tokenizer has no chat_template; set chat.templates."
@@ -110,40 +114,69 @@ def resolve_template(value: str | None, tok: Any, where: str) -> str:
     path = Path(value).expanduser()
     if not path.is_file():
         raise ConfigError(f"{where}: chat template file not found: {value} (chat.templates)")
-    return path.read_text()
+    data = path.read_bytes()
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+        raise ConfigError(f"{where}: template file {value} changed since the pipeline config was "
+                          f"loaded (sha256 now {hashlib.sha256(data).hexdigest()[:12]}, pinned "
+                          f"{sha256[:12]}); reload the config (chat.templates."
+                          f"{where.rsplit(' ', 1)[-1]})")
+    return data.decode("utf-8")
 
 
 class JinjaRenderer:
     """transformers' ``apply_chat_template`` with one model's template."""
 
-    def __init__(self, tokenizer: str, template: str | None, where: str):
+    def __init__(self, tokenizer: str, template: str | None, where: str,
+                 sha256: str | None = None):
         self.tok = load_tokenizer(tokenizer)
         self.where = where
-        self.template = resolve_template(template, self.tok, where)
+        self.template = resolve_template(template, self.tok, where, sha256)
         self.specials = frozenset(int(i) for i, t in self.tok.added_tokens_decoder.items() if t.special)
         self._backend = self.tok.backend_tokenizer
+        self._skeletons: dict[tuple[str, ...], list[str]] = {}  # roles -> text around contents
 
     def _apply(self, msgs: list[dict]) -> str:
         return self.tok.apply_chat_template(msgs, tokenize=False, chat_template=self.template)
 
-    def render(self, messages: Messages) -> Rendered:
-        marked = self._apply([{"role": r, "content": f"\ue000{k}\ue001"}
-                              for k, (r, _) in enumerate(messages)])
-        parts = _SENTINEL.split(marked)
-        order = [int(x) for x in parts[1::2]]
-        if order != list(range(len(messages))):
-            raise ConfigError(f"{self.where}: the chat template does not put every message's "
-                              f"content once and in order (got {order}); use another template "
-                              "(chat.templates)")
+    def _skeleton(self, roles: tuple[str, ...], fresh: bool = False) -> list[str]:
+        """The template's text around each content: the render with a sentinel for every
+        content, split at them. It depends on the roles only (the sentinels stand for every
+        content), so it is cached per roles sequence: one real render per conversation then
+        places the contents. ``fresh`` re-renders (a template reading the clock, e.g. a date
+        in the system prompt, may have moved on)."""
+        parts = None if fresh else self._skeletons.get(roles)
+        if parts is None:
+            marked = self._apply([{"role": r, "content": f"\ue000{k}\ue001"}
+                                  for k, r in enumerate(roles)])
+            parts = _SENTINEL.split(marked)
+            order = [int(x) for x in parts[1::2]]
+            if order != list(range(len(roles))):
+                raise ConfigError(f"{self.where}: the chat template does not put every message's "
+                                  f"content once and in order (got {order}); use another "
+                                  "template (chat.templates)")
+            parts = parts[0::2]
+            if len(self._skeletons) >= 4096:  # bounded: drop the oldest
+                self._skeletons.pop(next(iter(self._skeletons)))
+            self._skeletons[roles] = parts
+        return parts
+
+    def _place(self, parts: list[str], messages: Messages) -> tuple[str, list]:
         out, spans, pos = [], [], 0
         for k, (_, content) in enumerate(messages):
-            out += [parts[2 * k], content]
-            pos += len(parts[2 * k])
+            out += [parts[k], content]
+            pos += len(parts[k])
             spans.append((pos, pos + len(content)))
             pos += len(content)
         out.append(parts[-1])
-        text = "".join(out)
-        if self._apply([{"role": r, "content": c} for r, c in messages]) != text:
+        return "".join(out), spans
+
+    def render(self, messages: Messages) -> Rendered:
+        roles = tuple(r for r, _ in messages)
+        real = self._apply([{"role": r, "content": c} for r, c in messages])
+        text, spans = self._place(self._skeleton(roles), messages)
+        if real != text:  # once more with a fresh skeleton before calling it a content change
+            text, spans = self._place(self._skeleton(roles, fresh=True), messages)
+        if real != text:
             raise ValueError(f"{self.where}: the chat template changes message contents (e.g. "
                              "trims them); set chat.strip_content: true or use a template that "
                              "inserts contents verbatim")
@@ -215,8 +248,8 @@ def _piece_bytes(raw: Any) -> list[bytes]:
 
 
 @functools.lru_cache(maxsize=32)
-def renderer(tokenizer: str, template: str | None, where: str):
-    """One renderer per (tokenizer, template) and process."""
+def renderer(tokenizer: str, template: str | None, where: str, sha256: str | None = None):
+    """One renderer per (tokenizer, template, pinned file sha256) and process."""
     if template == MISTRAL_COMMON:
         return MistralCommonRenderer(tokenizer, where)
-    return JinjaRenderer(tokenizer, template, where)
+    return JinjaRenderer(tokenizer, template, where, sha256)

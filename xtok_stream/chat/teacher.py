@@ -43,7 +43,8 @@ class ChatTeacher(Passthrough):
 
     def _setup(self) -> None:
         self._renderer = renderer(self.teacher.tokenizer, self.chat.templates.get(self.name),
-                                  f"chat template of teacher {self.name}")
+                                  f"chat template of teacher {self.name}",
+                                  self.chat.template_sha256(self.name))
         self._aligner = _aligner(self.student, self.teacher.tokenizer, self.teacher.max_comb_len)
         self._ready = True
 
@@ -64,7 +65,7 @@ class ChatTeacher(Passthrough):
             try:
                 r = self._renderer.render(cp.messages)
             except ValueError as exc:
-                raise DecodeError(str(exc), url="", key=piece.key,
+                raise DecodeError(str(exc), url=cp.shard, key=piece.key,
                                   field=self.chat.messages_field) from exc
             t0, t1 = int(r.bounds[cp.lo]), int(r.bounds[cp.hi])
             if cp.cut_chars is not None:  # the same characters of the cut content

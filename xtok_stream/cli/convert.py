@@ -1,7 +1,8 @@
 """Convert Parquet / Arrow IPC / Feather / JSONL(.gz/.zst) files and Hugging Face
 ``save_to_disk`` folders into WebDataset tar shards plus ``manifest.json``.
 
-Each record becomes one sample ``{key}.txt``; the key is the ``--id-field`` value made tar-safe
+Each record becomes one sample ``{key}.txt`` (``{key}.{FIELD}`` holding a conversation with
+``--messages-field FIELD``); the key is the ``--id-field`` value made tar-safe
 (see ``io.shards.safe_key``) or ``{file stem}-{row:08d}``. The conversion is planned first
 (``xtok_stream.convert.plan``), so the same inputs and options give byte-identical shards
 whatever the engine (``--engine local|ray``, or an array job with ``--task-index/--task-count``
@@ -31,6 +32,11 @@ def add_arguments(p) -> None:
                         "manifest.json does not list are deleted; a folder with files xtok did "
                         "not write is refused")
     p.add_argument("--text-field", default="text")
+    p.add_argument("--messages-field", default=None, metavar="FIELD",
+                   help="conversations instead of text: this column/key (a JSON list of "
+                        "{role, content}, or a Parquet/Arrow list<struct<role, content>>) is "
+                        "checked and written as the {key}.FIELD member the chat readers read "
+                        "(set chat.messages_field to the same name); --text-field is not read")
     p.add_argument("--id-field", default=None,
                    help="column holding a unique document id (default key: {file stem}-{row})")
     p.add_argument("--min-chars", type=int, default=0, help="drop texts shorter than this")
@@ -73,6 +79,11 @@ def add_arguments(p) -> None:
 
 
 def main(args) -> int:
+    if args.precompute and args.messages_field:
+        from ..errors import ConfigError
+
+        raise ConfigError("--precompute has no chat mode yet: convert with --messages-field, "
+                          "then stream the shards with a chat: pipeline (docs/chat.md)")
     if args.precompute:
         from ..precompute.cli import main as precompute_main
 
@@ -84,6 +95,7 @@ def main(args) -> int:
     cfg = ConvertConfig(text_field=args.text_field, id_field=args.id_field,
                         min_chars=args.min_chars, samples_per_shard=args.samples_per_shard,
                         shard_size_mb=args.shard_size_mb, prefix=args.prefix, split=args.split,
+                        messages_field=args.messages_field,
                         **({} if args.max_record_mb is None
                            else {"max_record_mb": args.max_record_mb}))
     slot = None if args.finalize else task_slot(args.task_index, args.task_count, args.array,

@@ -15,6 +15,9 @@ Two sample forms (one per batch):
       input_ids  [5 6 7 8 9 0 0 0]   token_mask [0 0 0 1 1 0 0 0]   input_lengths 5
 
 * **simple**: ``{"input_ids", "raw_text"?, "sample_mask" | "loss_multiplier"?, "token_mask"?}``.
+  ``loss_mask`` (the chat mode's name, ``chat/pack.py``) is read as ``token_mask``, so a chat
+  row's loss covers its assistant turns only; :func:`stream_samples` turns an xtok_stream batch
+  into such samples.
 
 Ids are checked, not cast: float ids (which ``torch.as_tensor(..., int64)`` would truncate) raise
 :class:`SampleTypeError`, negative ids :class:`SampleValueError`, both naming ``batch[i]`` and the
@@ -98,8 +101,13 @@ def simple_rows(data_batch: list) -> tuple[list, list, list, Optional[list]]:
             raise DecodeError("sample has neither input_ids nor message_log (a NeMo-RL "
                               "DatumSpec)", url=WHERE, key=key, field="input_ids")
         rows.append(int_ids(sample["input_ids"], key, "input_ids"))
-        tm = sample.get("token_mask")
-        masks.append(None if tm is None else _mask(tm, len(rows[-1]), key, "token_mask"))
+        tm, field = sample.get("token_mask"), "token_mask"
+        if sample.get("loss_mask") is not None:  # chat rows: the mask over assistant turns
+            if tm is not None:
+                raise SampleValueError("has both token_mask and loss_mask (loss_mask is read as "
+                                       "token_mask); give one", key=key, field="loss_mask")
+            tm, field = sample["loss_mask"], "loss_mask"
+        masks.append(None if tm is None else _mask(tm, len(rows[-1]), key, field))
         m = sample.get("sample_mask", sample.get("loss_multiplier", 1.0))
         try:
             mult.append(float(m))
@@ -108,6 +116,22 @@ def simple_rows(data_batch: list) -> tuple[list, list, list, Optional[list]]:
                                   field="sample_mask") from exc
     texts = [s.get("raw_text") for s in data_batch]
     return rows, masks, mult, texts if all(isinstance(t, str) for t in texts) else None
+
+
+def stream_samples(batch: dict) -> list[dict]:
+    """An xtok_stream batch (``stages/batch.py``) -> the collator's simple samples: each real
+    row's tokens, with ``token_mask`` = its chat ``loss_mask`` (absent in text mode: every token
+    counts) and ``sample_mask``. Padding rows (``sample_mask`` 0, no tokens) are left out."""
+    out = []
+    lengths, rows = batch["input_lengths"].tolist(), batch["sample_mask"].tolist()
+    for b, (n, m) in enumerate(zip(lengths, rows)):
+        if m == 0 or n == 0:
+            continue
+        sample = {"input_ids": batch["input_ids"][b, :n], "sample_mask": float(m)}
+        if batch.get("loss_mask") is not None:
+            sample["loss_mask"] = batch["loss_mask"][b, :n]
+        out.append(sample)
+    return out
 
 
 def collate_simple(data_batch: list, pad_token_id: int, divisible_by: int,

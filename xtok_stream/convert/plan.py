@@ -40,11 +40,13 @@ import pyarrow.parquet as pq
 
 from ..errors import ConfigError, DecodeError, SourceError
 from ..io.records_in import (MAX_RECORD_MB, READ_ERRORS, InputFile, _open, check_id,
-                              check_record, default_key, iter_lines, iter_rows, read_error)
+                              default_key, iter_lines, iter_rows, read_error)
 from ..io.shards import safe_key, shard_name
+from .sample import sample_of
 
 PLAN_VERSION = 1
 _PREFIX = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
+_FIELD = re.compile(r"[A-Za-z0-9-][A-Za-z0-9._-]*")
 
 
 @dataclass(frozen=True)
@@ -59,8 +61,14 @@ class ConvertConfig:
     prefix: str = "shard"
     split: str | None = None
     max_record_mb: float = MAX_RECORD_MB  # bound on one JSONL line; a longer one is an error
+    messages_field: str | None = None  # conversations instead of text (convert/sample.py)
 
     def __post_init__(self):
+        if self.messages_field is not None and not _FIELD.fullmatch(self.messages_field):
+            raise ConfigError(f"--messages-field {self.messages_field!r} is not a plain name "
+                              "(letters, digits, '.', '_', '-'; not starting with '.' or '_'): "
+                              "it is the tar member extension the chat readers read "
+                              "(chat.messages_field)")
         if not _PREFIX.fullmatch(self.prefix):
             raise ConfigError(f"--prefix {self.prefix!r} is not a plain file name (letters, "
                               "digits, '.', '_', '-'; not starting with '.'): shards are written "
@@ -82,7 +90,19 @@ class ConvertConfig:
 
     @property
     def columns(self) -> list[str]:
-        return [self.text_field] + ([self.id_field] if self.id_field else [])
+        return [self.messages_field or self.text_field] + ([self.id_field] if self.id_field else [])
+
+    def as_dict(self) -> dict:
+        """The fields, less ``messages_field`` when unset: a text convert keeps the
+        ``plan_id`` (and manifest) it had before conversations existed."""
+        d = asdict(self)
+        if d["messages_field"] is None:
+            del d["messages_field"]
+        return d
+
+    def sample_of(self, url: str, where: str, rec: Any) -> tuple[str | None, str, str, int]:
+        return sample_of(url, where, rec, text_field=self.text_field, id_field=self.id_field,
+                         messages_field=self.messages_field)
 
 
 def tar_size(nbytes: np.ndarray, keylen: np.ndarray | int) -> np.ndarray:
@@ -112,6 +132,8 @@ class FileScan:
 
 def _needs(cfg: ConvertConfig) -> tuple[bool, bool]:
     """(need the text, need the id) while planning."""
+    if cfg.messages_field is not None:  # every conversation is checked before any shard
+        return True, cfg.id_field is not None
     return cfg.min_chars > 0 or cfg.shard_size_mb is not None, cfg.id_field is not None
 
 
@@ -132,6 +154,8 @@ def _scan(inp: InputFile, cfg: ConvertConfig, storage_options: dict[str, Any]) -
         return _scan_jsonl(inp, cfg, storage_options, need_text, need_id)
     if not (need_text or need_id):
         return FileScan(rows=(n := _count_rows(inp, storage_options)), kept=n)
+    if cfg.messages_field is not None:
+        return _scan_rows(inp, cfg, storage_options)
     texts, ids = [], []
     for batch in _table_batches(inp, cfg, storage_options, need_text, need_id):
         if need_text:
@@ -213,6 +237,28 @@ def _table_batches(inp, cfg, opts, need_text, need_id):
             yield b.select(cols)
 
 
+def _scan_rows(inp: InputFile, cfg: ConvertConfig, opts) -> FileScan:
+    """Conversations in a table: every row is checked (a native ``list<struct>`` column
+    cannot be measured by Arrow compute as a string column is)."""
+    keep, sizes, hashes, rows = [], [], [], 0
+    keylen0 = len(default_key(inp.stem, 0))
+    for row, where, rec in iter_rows(inp, cfg.columns, storage_options=opts):
+        rows += 1
+        doc_id, ext, text, nchars = cfg.sample_of(inp.url, where, rec)
+        if nchars < cfg.min_chars:
+            continue
+        keep.append(row)
+        if doc_id is not None:
+            hashes.append(_id_hash(doc_id))
+        keylen = len(safe_key(doc_id)) if doc_id is not None else keylen0
+        sizes.append(int(tar_size(len(text.encode("utf-8")), keylen + len(ext) - 3)))
+    return FileScan(
+        rows=rows, kept=len(keep),
+        keep=None if len(keep) == rows else np.asarray(keep, np.int64),
+        sizes=np.asarray(sizes, np.int64) if cfg.shard_size_mb is not None else None,
+        id_hashes=np.asarray(hashes, np.uint64) if cfg.id_field else None)
+
+
 def _scan_jsonl(inp, cfg, opts, need_text, need_id) -> FileScan:
     keep, offsets, lines, sizes, hashes = [], [], [], [], []
     rows = 0
@@ -233,14 +279,14 @@ def _scan_jsonl(inp, cfg, opts, need_text, need_id) -> FileScan:
                 except ValueError as exc:
                     raise DecodeError(f"{where}: invalid JSON: {exc}", url=inp.url, key=where,
                                       field=cfg.text_field) from exc
-                doc_id, text = check_record(inp.url, where, rec, cfg.text_field, cfg.id_field)
-                if len(text) < cfg.min_chars:
+                doc_id, ext, text, nchars = cfg.sample_of(inp.url, where, rec)
+                if nchars < cfg.min_chars:
                     continue
                 if need_id:
                     hashes.append(_id_hash(doc_id))
                 if cfg.shard_size_mb is not None:
                     keylen = len(safe_key(doc_id)) if doc_id is not None else keylen0
-                    sizes.append(int(tar_size(len(text.encode("utf-8")), keylen)))
+                    sizes.append(int(tar_size(len(text.encode("utf-8")), keylen + len(ext) - 3)))
             keep.append(row)
             offsets.append(start)
             lines.append(line_no)
@@ -253,7 +299,7 @@ def _scan_jsonl(inp, cfg, opts, need_text, need_id) -> FileScan:
 
 # -- the plan ----------------------------------------------------------------------------------
 def plan_id(cfg: ConvertConfig, inputs: list[InputFile]) -> str:
-    blob = json.dumps({"v": PLAN_VERSION, "config": asdict(cfg),
+    blob = json.dumps({"v": PLAN_VERSION, "config": cfg.as_dict(),
                        "inputs": [asdict(i) for i in inputs]}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
@@ -272,10 +318,11 @@ class Plan:
         return sum(self.kept)
 
     def to_dict_config(self) -> dict:
-        return asdict(self.config)
+        return self.config.as_dict()
 
     def to_json(self) -> bytes:
-        return json.dumps({"v": PLAN_VERSION, "plan_id": self.plan_id, "config": asdict(self.config),
+        return json.dumps({"v": PLAN_VERSION, "plan_id": self.plan_id,
+                           "config": self.config.as_dict(),
                            "inputs": [asdict(i) for i in self.inputs], "rows": self.rows,
                            "kept": self.kept, "shards": self.shards},
                           sort_keys=True, separators=(",", ":")).encode()

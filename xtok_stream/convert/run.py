@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import fsspec
@@ -114,7 +114,7 @@ def convert(inputs: list[str], out: str, cfg: ConvertConfig, *,
     opts = storage_options or {}
     t0 = time.perf_counter()
     listed = list_planned(inputs, cfg, opts)
-    own.acquire(out, listed[1], asdict(cfg), opts, break_lock=break_lock)
+    own.acquire(out, listed[1], cfg.as_dict(), opts, break_lock=break_lock)
     whole = slot is None and not plan_only  # a run that ends by writing the manifest
     try:
         s = _convert(inputs, out, cfg, opts, listed, t0, engine=engine, workers=workers,
@@ -158,7 +158,8 @@ def _convert(inputs, out, cfg, opts, listed, t0, *, engine, workers, ray_address
         files = sorted({s[0] for s in spec["slices"]})
         tasks.append(ShardTask(out, plan.plan_id, spec, {f: plan.inputs[f] for f in files},
                                cfg.text_field, cfg.id_field, cfg.min_chars, opts,
-                               int(cfg.max_record_mb * 1e6), verify, shard_delay_s))
+                               int(cfg.max_record_mb * 1e6), verify, shard_delay_s,
+                               cfg.messages_field))
     from ..progress import bar as tqdm  # plain lines off a terminal
 
     results: dict[str, dict] = {}

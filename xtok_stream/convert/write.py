@@ -21,8 +21,9 @@ from typing import Any
 import fsspec
 
 from ..errors import SourceError, XtokError
-from ..io.records_in import InputFile, check_record, default_key, iter_rows
+from ..io.records_in import InputFile, default_key, iter_rows
 from ..io.shards import encode_shard, put_atomic, safe_key
+from .sample import sample_of
 
 MARKERS = "_xtok/done"
 
@@ -48,6 +49,7 @@ class ShardTask:
     max_record_bytes: int | None = None  # bound on one JSONL line (--max-record-mb)
     verify: bool = False        # re-hash a complete shard before skipping it
     delay_s: float = 0.0        # testing aid: sleep before writing (lets a test kill mid-run)
+    messages_field: str | None = None  # conversations instead of text (convert/sample.py)
 
 
 _MARKER_TYPES = {"name": str, "samples": int, "bytes": int, "sha256": str, "plan_id": str}
@@ -91,17 +93,19 @@ def is_complete(out: str, marker: dict | None, plan_id: str, opts: dict[str, Any
 
 
 def _samples(task: ShardTask):
-    cols = [task.text_field] + ([task.id_field] if task.id_field else [])
+    cols = [task.messages_field or task.text_field] + ([task.id_field] if task.id_field else [])
     opts = task.storage_options
     for f, start, stop, offset, line in task.shard["slices"]:
         inp = task.inputs[f]
         for row, where, rec in iter_rows(inp, cols, start, stop, opts, offset=offset, line=line,
                                          max_record_bytes=task.max_record_bytes):
-            doc_id, text = check_record(inp.url, where, rec, task.text_field, task.id_field)
-            if len(text) < task.min_chars:
+            doc_id, ext, text, nchars = sample_of(inp.url, where, rec, text_field=task.text_field,
+                                                  id_field=task.id_field,
+                                                  messages_field=task.messages_field)
+            if nchars < task.min_chars:
                 continue
             key = safe_key(doc_id if doc_id is not None else default_key(inp.stem, row))
-            yield {"__key__": key, "txt": text}
+            yield {"__key__": key, ext: text}
 
 
 def run_shard(task: ShardTask) -> dict:

@@ -261,7 +261,7 @@ def _arrow_batches(inp: InputFile, f, columns: list[str],
 def _check_columns(inp: InputFile, names: list[str], columns: list[str]) -> None:
     missing = [c for c in columns if c not in names]
     if missing:
-        flag = "--text-field" if missing[0] == columns[0] else "--id-field"
+        flag = "--text-field or --messages-field" if missing[0] == columns[0] else "--id-field"
         raise DecodeError(f"no column(s) {missing}; has {names} ({flag})",
                           url=inp.url, key="schema", field=missing[0])
 

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from ..chat.messages import native_text
 from ..config import PipelineConfig
 from ..dist.lanes import splitmix64
 from ..cursor import DocumentCursor
@@ -87,13 +88,15 @@ class ArrowDocumentReader(LaneReader):
     KIND, VERSION = "read_arrow", 2  # v2: the row is the cursor's "offset" (ShardCursor)
 
     def __init__(self, files: Sequence[str], *, text_field: str = "text",
-                 val_split: float = 0.0, split: str = "train", **kwargs: Any):
+                 val_split: float = 0.0, split: str = "train", messages: bool = False,
+                 **kwargs: Any):
         if split not in ("train", "validation"):
             raise ConfigError(f"source.split must be train or validation, got {split!r}")
         if split == "validation" and val_split <= 0:
             raise ConfigError("source.split: validation needs source.val_split > 0")
         super().__init__(files, text_field=text_field, **kwargs)
         self.val_split, self.split = float(val_split), split
+        self.messages = messages  # chat mode: a list<struct> column holds the conversations
         self._epoch = self._slot = self._row = self._part = self._part_chars = 0
         self._files: dict[str, TableFile] = {}  # at most 2 open: the current one, the last fetch
         self._units: dict[str, tuple[int, pa.Array, np.ndarray]] = {}  # url -> (unit, col, keep)
@@ -131,12 +134,15 @@ class ArrowDocumentReader(LaneReader):
                 url=tf.url, key="schema", field=self.text_field))
         typ = tf.schema.field(self.text_field).type
         if not (pa.types.is_string(typ) or pa.types.is_large_string(typ)
-                or pa.types.is_binary(typ) or pa.types.is_large_binary(typ)):
-            raise DecodeError(f"column '{self.text_field}' has type {typ}, not string or binary "
-                              "(source.text_field)", url=tf.url, key="schema",
-                              field=self.text_field)
+                or pa.types.is_binary(typ) or pa.types.is_large_binary(typ)
+                or (self.messages and (pa.types.is_list(typ) or pa.types.is_large_list(typ)))):
+            what = "string, binary or a list of messages" if self.messages else "string or binary"
+            raise DecodeError(f"column '{self.text_field}' has type {typ}, not {what} "
+                              "(source.text_field; chat.messages_field)", url=tf.url,
+                              key="schema", field=self.text_field)
 
     def _text(self, value: Any, key: str, row: int, url: str) -> str:
+        value = native_text(value, url=url, key=key, field=self.text_field)
         if value is None:
             self._policy("missing_field", DecodeError(
                 f"row {row}: '{self.text_field}' is null; source.on_bad_data.missing_field: skip "
@@ -270,6 +276,7 @@ def build_arrow_reader(config: PipelineConfig, shards: list[str], lane: int) -> 
     return ArrowDocumentReader(
         shards, lane=lane, num_lanes=config.num_lanes, seed=config.seed, epochs=config.epochs,
         shuffle_shards=config.shuffle.shards, text_field=config.sample_field,
+        messages=config.chat is not None,
         storage_options=src.storage_options, bad_data=src.on_bad_data, retry=src.retry,
         val_split=src.val_split, split=src.split,
     )
