@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,17 +20,14 @@ EXPECTED_ROWS = [
 ]
 
 
-@pytest.mark.timeout(120)
 def test_bench_stream_smoke(tmp_path, monkeypatch):
     import bench_stream
 
     out = tmp_path / "stream.md"
-    t0 = time.perf_counter()
     table = bench_stream.main(
         ["--builtin", "--no-s3", "--repeat", "1", "--shards", "8", "--workers", "1",
          "--out", str(out)]
     )
-    assert time.perf_counter() - t0 < 60
     assert out.read_text() == table
     assert "built-in demo corpus" in table and "--builtin --no-s3" in table
     for row in EXPECTED_ROWS:
