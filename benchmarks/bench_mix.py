@@ -30,7 +30,7 @@ import time  # noqa: E402
 from common import DEFAULT_CORPUS, machine_info, median  # noqa: E402
 
 from xtok_stream.config import load_config  # noqa: E402
-from xtok_stream.dist.loader import Loader  # noqa: E402
+from xtok_stream.loader import Loader  # noqa: E402
 from xtok_stream.io.shards import safe_key, write_shards  # noqa: E402
 from xtok_stream.pipeline import build_lane  # noqa: E402
 from xtok_stream.stages.mix import mix_shards  # noqa: E402

@@ -14,7 +14,7 @@ in the same run, single threaded (TOKENIZERS_PARALLELISM=false, RAYON/NUMBA/OMP 
   packer (``build_consumer(...).source``, the lane mux), so only the encode calls are timed.
 * ``ours in-process``: ``xtok_stream.pipeline.build_consumer(config, shards, 0, 1)`` iterated
   directly in this process: the per-core cost without IPC.
-* ``ours Loader num_workers=1``: ``xtok_stream.dist.loader.Loader`` with one DataLoader worker
+* ``ours Loader num_workers=1``: ``xtok_stream.loader.Loader`` with one DataLoader worker
   process (all the work happens there; this process only receives batches).
 
 Each measurement builds a fresh pipeline, drops the first ``--warmup`` batches (tokenizer load,
@@ -207,7 +207,7 @@ def inprocess_run(shards, args, n_teachers: int, n_batches: int):
 
 
 def loader_run(shards, args, n_teachers: int, n_batches: int):
-    from xtok_stream.dist.loader import Loader
+    from xtok_stream.loader import Loader
 
     loader = Loader(make_config(shards, args, n_teachers, 1), shards=shards, rank=0, world_size=1)
     it = iter(loader)

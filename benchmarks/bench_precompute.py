@@ -99,7 +99,7 @@ def inprocess(config, shards, args):
 
 
 def loader(config, shards, args):
-    from xtok_stream.dist.loader import Loader
+    from xtok_stream.loader import Loader
 
     it = iter(Loader(config, shards=shards, rank=0, world_size=1))
     try:
@@ -114,7 +114,7 @@ def main(argv=None) -> int:
     import pyarrow.parquet as pq
 
     from xtok_stream.io.shards import safe_key, write_shards
-    from xtok_stream.precompute import precompute
+    from xtok_stream.convert.precompute import precompute
 
     rows = pq.read_table(args.corpus, columns=["id", "text"]).slice(0, args.limit_docs).to_pylist()
     tmp = Path(tempfile.mkdtemp(prefix="bench-precompute-"))

@@ -223,7 +223,7 @@ def wds_naive_pack(urls: list[str], seq_len: int, batch_size: int) -> Counts:
 def ours_loader(urls: list[str], storage_options: dict, args: argparse.Namespace,
                 num_workers: int) -> Counts:
     from xtok_stream.config import load_config
-    from xtok_stream.dist.loader import Loader
+    from xtok_stream.loader import Loader
 
     cfg = load_config({
         "source": {"urls": urls, "storage_options": storage_options},

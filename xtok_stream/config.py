@@ -16,7 +16,6 @@ from pydantic import (
     AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator,
 )
 
-from .chat.config import ChatConfig
 from .errors import ConfigError
 from .state import fingerprint
 
@@ -180,6 +179,27 @@ class ShuffleConfig(_Frozen):
 
 
 POSITION_BYTES = 24  # one re-fetch position in a saved state: "[12, 345, 1234567890], "
+
+
+class ChatConfig(BaseModel):
+    """The ``chat:`` block (absent = text mode): conversations, see docs/chat.md."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    messages_field: str = "messages"
+    """Tar member extension or Arrow column holding the JSON list of ``{role, content}``."""
+    templates: dict[str, str] = Field(default_factory=dict)
+    """Per model (``student`` or a teacher's name): inline Jinja, a path to a Jinja file, or
+    ``mistral-common`` (mistral-common's instruct encoding, v3). Default: the tokenizer's own
+    ``chat_template``."""
+    overflow: Literal["split", "truncate"] = "split"
+    """A conversation longer than ``seq_len``: ``split`` at message boundaries (a single message
+    longer than ``seq_len`` is truncated), ``truncate`` keeps its first ``seq_len`` tokens. Cut
+    tokens are counted in the pack state (``truncated_tokens``)."""
+    mask_end_of_turn: bool = True
+    """``loss_mask`` also covers the special token that ends an assistant turn."""
+    strip_content: bool = False
+    """Strip each content's surrounding whitespace before rendering (for templates that trim)."""
 
 
 class PipelineConfig(_Frozen):

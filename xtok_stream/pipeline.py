@@ -12,12 +12,20 @@ from __future__ import annotations
 
 import functools
 
+from .chat.pipeline import chat_lane
+from .chat.teacher import collate as collate_chat_teacher
 from .config import PipelineConfig
-from .dist.lanes import consumer_lanes
+from .errors import ConfigError
+from .io.urls import LANE_SHARD
+from .lanes import consumer_lanes
+from .precompute.read import PrecomputedReader
+from .precompute.spec import pipeline_spec
 from .stages.batch import Batcher
+from .stages.mix import build_mixed_lane
 from .stages.mux import LaneMux
 from .stages.pack import Packer
 from .stages.read import DocumentReader
+from .stages.read_arrow import ArrowDocumentReader
 from .stages.shuffle import Shuffler
 from .stages.teacher import TeacherTokenizer
 from .stages.teacher import collate as collate_teacher
@@ -26,17 +34,11 @@ from .tokenizers import load_tokenizer
 
 def build_lane(config: PipelineConfig, shards: list[str], lane: int):
     if config.sources is not None:  # a mixture: one such lane per source, blended (stages/mix.py)
-        from .stages.mix import build_mixed_lane
-
         return build_mixed_lane(config, shards, lane, build_lane)
     if config.source.format == "precomputed":  # packed + tokenized + aligned at convert time
-        from .precompute.read import build_precomputed_lane
-
-        return build_precomputed_lane(config, shards, lane)
+        return _precomputed_reader(config, shards, lane)
     if config.source.format == "arrow":
-        from .stages.read_arrow import build_arrow_reader
-
-        reader = build_arrow_reader(config, shards, lane)
+        reader = _arrow_reader(config, shards, lane)
     else:
         reader = _tar_reader(config, shards, lane)
     docs = (
@@ -45,8 +47,6 @@ def build_lane(config: PipelineConfig, shards: list[str], lane: int):
         else reader
     )
     if config.chat is not None:  # conversations: chat/ (own packing and teacher stages)
-        from .chat.pipeline import chat_lane
-
         return chat_lane(config, docs)
     stage = Packer(docs, tokenizer=config.student.tokenizer, seq_len=config.student.seq_len)
     for teacher in config.teachers:
@@ -70,6 +70,32 @@ def _tar_reader(config: PipelineConfig, shards: list[str], lane: int) -> Documen
     )
 
 
+def _arrow_reader(config: PipelineConfig, shards: list[str], lane: int) -> ArrowDocumentReader:
+    src = config.source
+    return ArrowDocumentReader(
+        shards, lane=lane, num_lanes=config.num_lanes, seed=config.seed, epochs=config.epochs,
+        shuffle_shards=config.shuffle.shards, text_field=config.sample_field,
+        storage_options=src.storage_options, bad_data=src.on_bad_data, retry=src.retry,
+        val_split=src.val_split, split=src.split,
+    )
+
+
+def _precomputed_reader(config: PipelineConfig, shards: list[str], lane: int
+                        ) -> PrecomputedReader:
+    """``source.format: precomputed``: the reader checks every sample against this config's
+    spec (computed from the config validated here, not re-parsed in each process)."""
+    if not any(LANE_SHARD.search(u) for u in shards):
+        shown = ", ".join(shards[:3]) + (", ..." if len(shards) > 3 else "")
+        raise ConfigError(f"source.format: precomputed, but no shard among source.urls is named "
+                          f"lane{{L}}-{{k}}.tar ({shown}); point source.urls at the --out folder "
+                          "of `xtok convert --precompute`")
+    return PrecomputedReader(
+        shards, lane=lane, teachers=[t.key for t in config.teachers],
+        spec=functools.partial(pipeline_spec, config), epochs=config.epochs,
+        storage_options=config.source.storage_options, retry=config.source.retry,
+    )
+
+
 def pad_id(spec: str) -> int:
     """The tokenizer's pad id, else its EOS (as the reference does)."""
     tok = load_tokenizer(spec)
@@ -77,12 +103,7 @@ def pad_id(spec: str) -> int:
 
 
 def _collate_teacher(views, *, config: PipelineConfig, teacher) -> dict:
-    if config.chat is not None:
-        from .chat.teacher import collate as collate_chat_teacher
-
-        collate = collate_chat_teacher
-    else:
-        collate = collate_teacher
+    collate = collate_chat_teacher if config.chat is not None else collate_teacher
     return collate(
         views, student_width=-(-config.student.seq_len // config.pad_to_multiple_of)
         * config.pad_to_multiple_of, width=config.teacher_width(teacher),

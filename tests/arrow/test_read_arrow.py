@@ -12,7 +12,7 @@ import pytest
 from tests.helpers import assert_exactly_once
 from xtok_stream.config import BadDataConfig, load_config
 from xtok_stream.convert import ConvertConfig, convert
-from xtok_stream.dist.loader import Loader
+from xtok_stream.loader import Loader
 from xtok_stream.errors import ConfigError, DecodeError, StateError
 from xtok_stream.io.arrow import TableFile, open_table
 from xtok_stream.pipeline import build_lane

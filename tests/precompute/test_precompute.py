@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from xtok_stream.config import load_config
-from xtok_stream.dist.loader import Loader
+from xtok_stream.loader import Loader
 from xtok_stream.errors import ConfigError
 from xtok_stream.pipeline import build_lane
-from xtok_stream.precompute import precompute
-from xtok_stream.precompute.read import build_precomputed_lane, lane_urls
+from xtok_stream.convert.precompute import precompute
+from xtok_stream.io.urls import lane_urls
 from xtok_stream.testing import canonical, check_resume
 
 LANES = 4
@@ -86,7 +86,7 @@ def test_resume_every_step(made):
     _, pre, out = made
     shards = sorted(str(p) for p in out.glob("lane*.tar"))
     two = pre.model_copy(update={"epochs": 2})  # crosses an epoch end (replay)
-    items = check_resume(lambda: build_precomputed_lane(two, shards, 1))
+    items = check_resume(lambda: build_lane(two, shards, 1))
     assert len(items) == 2 * sum(
         json.loads(m.read_text())["sequences"] for m in out.glob("_xtok/precompute/lane0001.json"))
 
@@ -125,13 +125,13 @@ def test_mismatch_found_after_a_mid_shard_resume(made):
     """Resuming at an offset skips the shard's first sample (which holds the spec)."""
     _, pre, out = made
     shards = sorted(str(p) for p in out.glob("lane*.tar"))
-    lane = build_precomputed_lane(pre, shards, 0)
+    lane = build_lane(pre, shards, 0)
     next(lane)
     state = lane.state_dict()
     assert state["offset"] > 0
     bad = load_config(pipeline([f"{out}/"], "precomputed",
                                student={"tokenizer": "pkg:qwen2", "seq_len": 128}))
-    other = build_precomputed_lane(bad, shards, 0)
+    other = build_lane(bad, shards, 0)
     other.load_state_dict(state)
     with pytest.raises(ConfigError, match=r"student\.seq_len: saved 256 != now 128"):
         next(other)
@@ -205,7 +205,7 @@ def test_rerun_into_the_same_folder_leaves_no_stale_shards(local_shards, tmp_pat
     (tmp_path / lane0[1].rsplit("/", 1)[-1]).unlink()
     remaining = sorted(str(p) for p in tmp_path.glob("lane*.tar"))
     with pytest.raises(ConfigError, match="mixes runs or lost a shard"):
-        list(build_precomputed_lane(pre, remaining, 0))
+        list(build_lane(pre, remaining, 0))
 
 
 def test_unreadable_sample_names_shard_and_key(made, tmp_path):
@@ -221,7 +221,7 @@ def test_unreadable_sample_names_shard_and_key(made, tmp_path):
     bad = tmp_path / "lane0000-000000.tar"
     bad.write_bytes(data)
     with pytest.raises(DecodeError) as e:
-        next(build_precomputed_lane(pre, [str(bad)], 0))
+        next(build_lane(pre, [str(bad)], 0))
     assert "lane0000-000000.tar" in str(e.value) and "key=lane0000-00000000" in str(e.value)
 
 

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from xtok_stream.config import load_config
-from xtok_stream.dist.loader import Loader
+from xtok_stream.loader import Loader
 from xtok_stream.errors import ConfigError, DecodeError, SourceError, StateError, XtokError
 from xtok_stream.io.shards import encode_shard
 from xtok_stream.io.tar import CorruptShardError

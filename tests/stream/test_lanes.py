@@ -1,7 +1,7 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xtok_stream.dist.lanes import (
+from xtok_stream.lanes import (
     consumer_index, consumer_lanes, draw, lane_shards, num_consumers,
 )
 

@@ -12,7 +12,7 @@ import pytest
 
 from tests.helpers import assert_exactly_once
 from xtok_stream.config import load_config
-from xtok_stream.dist.loader import Loader
+from xtok_stream.loader import Loader
 from xtok_stream.errors import StateError
 from xtok_stream.io.shards import write_shards
 
@@ -25,7 +25,7 @@ def _tree(prefix):
 def _rank(rank, init, prefix, extra_docs, out):
     import torch.distributed as dist
 
-    import xtok_stream.dist.loader as loader_mod
+    import xtok_stream.loader as loader_mod
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     dist.init_process_group("gloo", init_method=f"file://{init}", rank=rank, world_size=2)

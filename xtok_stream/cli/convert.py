@@ -74,7 +74,7 @@ def add_arguments(p) -> None:
 
 def main(args) -> int:
     if args.precompute:
-        from ..precompute.cli import main as precompute_main
+        from .precompute import main as precompute_main
 
         return precompute_main(args)
     from ..convert import ConvertConfig, convert

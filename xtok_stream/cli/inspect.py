@@ -25,7 +25,7 @@ def add_arguments(p) -> None:
 
 def main(args) -> int:
     from ..config import load_config
-    from ..dist.loader import Loader
+    from ..loader import Loader
     from ..errors import ConfigError
     from ..inspect import page, render_text, row_view
     from ..io.statefile import load_state

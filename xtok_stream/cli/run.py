@@ -73,7 +73,7 @@ def _teacher_hash(t: dict, b: int) -> str:
 
 def main(args) -> int:
     from ..config import load_config
-    from ..dist.loader import Loader
+    from ..loader import Loader
     from ..io.statefile import load_state, save_state
 
     config = load_config(args.pipeline, args.set)

@@ -4,7 +4,7 @@ The same contract as :class:`~xtok_stream.stages.read.DocumentReader` (tar shard
 pack and teacher stages run unchanged on top:
 
 * **Partition unit = one file.** Lanes take files exactly as they take tar shards
-  (:func:`~xtok_stream.dist.lanes.lane_shards`), so planning needs only the URL list: no
+  (:func:`~xtok_stream.lanes.lane_shards`), so planning needs only the URL list: no
   metadata read at construction or in the Loader. (Row groups as units would give finer lanes
   but need every file's footer before any lane knows its share.) Use at least ``num_lanes``
   files.
@@ -40,8 +40,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from ..config import PipelineConfig
-from ..dist.lanes import splitmix64
+from ..lanes import splitmix64
 from ..cursor import DocumentCursor
 from ..errors import ConfigError, DecodeError, StateError
 from ..io.arrow import TableFile, open_table
@@ -58,7 +57,7 @@ def stem_hash(stem: str) -> int:
 
 
 def _splitmix64_np(x: np.ndarray) -> np.ndarray:
-    """:func:`~xtok_stream.dist.lanes.splitmix64` on a uint64 array (wrapping arithmetic)."""
+    """:func:`~xtok_stream.lanes.splitmix64` on a uint64 array (wrapping arithmetic)."""
     x = x + np.uint64(0x9E3779B97F4A7C15)
     x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
@@ -264,12 +263,3 @@ class ArrowDocumentReader(LaneReader):
         self._units.clear()
         self._encoded = None
 
-
-def build_arrow_reader(config: PipelineConfig, shards: list[str], lane: int) -> ArrowDocumentReader:
-    src = config.source
-    return ArrowDocumentReader(
-        shards, lane=lane, num_lanes=config.num_lanes, seed=config.seed, epochs=config.epochs,
-        shuffle_shards=config.shuffle.shards, text_field=config.sample_field,
-        storage_options=src.storage_options, bad_data=src.on_bad_data, retry=src.retry,
-        val_split=src.val_split, split=src.split,
-    )

@@ -23,7 +23,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 
-from ..dist.lanes import draw
+from ..lanes import draw
 from ..errors import StateError
 from ..records import Document
 from ..state import check_fields, envelope, get_int, nested, within

@@ -38,13 +38,13 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from ..config import PipelineConfig
-from ..errors import ConfigError, SourceError, StateError, XtokError
-from ..io.urls import ARROW_SUFFIXES, SHARD_SUFFIXES, expand_urls
-from ..pipeline import build_consumer
-from ..stages.mix import mix_metrics, mix_shards
-from ..state import check_envelope, diff_fields, fingerprint, get_int, merge_metrics, nested
-from ..tokenizers import tokenizer_sha256
+from .config import PipelineConfig
+from .errors import ConfigError, SourceError, StateError, XtokError
+from .io.urls import source_urls
+from .pipeline import build_consumer
+from .stages.mix import mix_metrics, mix_shards
+from .state import check_envelope, diff_fields, fingerprint, get_int, merge_metrics, nested
+from .tokenizers import tokenizer_sha256
 from .lanes import consumer_index, consumer_lanes, num_consumers
 
 log = logging.getLogger(__name__)
@@ -74,10 +74,7 @@ def list_shards(config: PipelineConfig) -> list:
     """The shard URLs of ``source.urls`` (for a mixture: one list per source, stages/mix.py)."""
     if config.sources is not None:
         return mix_shards(config)
-    return expand_urls(
-        config.source.urls, config.source.storage_options,
-        suffixes=ARROW_SUFFIXES if config.source.format == "arrow" else SHARD_SUFFIXES,
-    )
+    return source_urls(config.source)
 
 
 def _flat(shards: list) -> list[str]:
@@ -321,7 +318,7 @@ class Loader:
     def batch_metrics(self, batch: Mapping) -> dict[str, float]:
         """A flat dict of this batch's alignment metrics and the loader's counters, for a
         trainer's logger (see ``xtok_stream.metrics``)."""
-        from ..metrics import batch_metrics
+        from .metrics import batch_metrics
 
         return batch_metrics(batch, self)
 
