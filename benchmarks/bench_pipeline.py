@@ -12,7 +12,7 @@ in the same run, single threaded (TOKENIZERS_PARALLELISM=false, RAYON/NUMBA/OMP 
   teacher one ``backend_tokenizer.encode_batch(seq.texts, add_special_tokens=False)`` per packed
   sequence. The documents and piece texts are captured beforehand by one untimed pass of the
   packer (``build_consumer(...).source``, the lane mux), so only the encode calls are timed.
-* ``ours in-process``: ``xtok_stream.pipeline.build_consumer(config, shards, 0, 1)`` iterated
+* ``ours in-process``: ``xtok_stream.pipeline.build_consumer(config, shards)`` iterated
   directly in this process: the per-core cost without IPC.
 * ``ours Loader num_workers=1``: ``xtok_stream.loader.Loader`` with one DataLoader worker
   process (all the work happens there; this process only receives batches).
@@ -137,7 +137,7 @@ def capture(shards: list[str], args: argparse.Namespace, texts: dict[str, str]) 
     from xtok_stream.pipeline import build_consumer
 
     B = args.batch_size
-    consumer = build_consumer(make_config(shards, args, 0, 0), shards, 0, 1)
+    consumer = build_consumer(make_config(shards, args, 0, 0), shards)
     mux = consumer.source
     seen: set[str] = set()
     seqs, opened = [], []
@@ -199,7 +199,7 @@ def _drain(it, warmup: int, n: int) -> tuple[float, int, np.ndarray]:
 def inprocess_run(shards, args, n_teachers: int, n_batches: int):
     from xtok_stream.pipeline import build_consumer
 
-    stream = build_consumer(make_config(shards, args, n_teachers, 0), shards, 0, 1)
+    stream = build_consumer(make_config(shards, args, n_teachers, 0), shards)
     try:
         return _drain(stream, args.warmup, n_batches)
     finally:

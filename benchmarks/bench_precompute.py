@@ -7,7 +7,7 @@ pipeline's lanes once over them (student ``pkg:qwen2``, teachers ``pkg:mistral-v
 cost). Then, single threaded (TOKENIZERS_PARALLELISM=false, RAYON/NUMBA/OMP 1 thread), for both
 sources:
 
-* ``in-process``: ``build_consumer(config, shards, 0, 1)`` iterated in this process;
+* ``in-process``: ``build_consumer(config, shards)`` iterated in this process;
 * ``Loader num_workers=1``: ``Loader`` with one DataLoader worker doing all the work.
 
 Each measurement builds a fresh pipeline, drops the first ``--warmup`` batches and times the next
@@ -91,7 +91,7 @@ def _drain(it, warmup: int, n: int):
 def inprocess(config, shards, args):
     from xtok_stream.pipeline import build_consumer
 
-    stream = build_consumer(config, shards, 0, 1)
+    stream = build_consumer(config, shards)
     try:
         return _drain(stream, args.warmup, args.batches)
     finally:

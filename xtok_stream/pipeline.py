@@ -3,7 +3,10 @@
     lane:      read -> [shuffle] -> pack -> teacher 1 -> ... -> teacher K
     consumer:  mux(lanes it owns) -> batch
 
-A lane depends only on (config, shard list, lane index); a consumer only chooses lanes. Teacher
+A lane depends only on (config, shard list, lane index); a consumer only chooses lanes (which,
+is the loader's business: ``lanes.consumer_lanes``). The consumer's state is split into and merged
+from per-lane cursors here (:func:`consumer_state`, :func:`split_consumer_state`), so the loader
+never opens the batch or mux envelopes. Teacher
 stages are 1:1 maps over ``PackedSequence`` after ``pack``; they add their tensors to the batch
 through ``Batcher.teacher_collators``.
 """
@@ -11,13 +14,13 @@ through ``Batcher.teacher_collators``.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable, Mapping
 
 from .chat.pipeline import chat_lane
 from .chat.teacher import collate as collate_chat_teacher
 from .config import PipelineConfig
 from .errors import ConfigError
 from .io.urls import LANE_SHARD
-from .lanes import consumer_lanes
 from .precompute.read import PrecomputedReader
 from .precompute.spec import pipeline_spec
 from .stages.batch import Batcher
@@ -28,6 +31,7 @@ from .stages.read import DocumentReader
 from .stages.read_arrow import ArrowDocumentReader
 from .stages.shuffle import Shuffler
 from .stages.teacher import TeacherTokenizer
+from .state import nested
 from .stages.teacher import collate as collate_teacher
 from .tokenizers import load_tokenizer
 
@@ -111,15 +115,34 @@ def _collate_teacher(views, *, config: PipelineConfig, teacher) -> dict:
     )
 
 
-def build_consumer(
-    config: PipelineConfig, shards: list[str], consumer: int, consumers: int
-) -> Batcher:
-    lanes = {
-        lane: build_lane(config, shards, lane)
-        for lane in consumer_lanes(consumer, consumers, config.num_lanes)
-    }
+def build_consumer(config: PipelineConfig, shards: list[str], lanes: Iterable[int] | None = None
+                   ) -> Batcher:
+    """The stream of one consumer: the given lanes (default: all), muxed and batched."""
+    lanes = range(config.num_lanes) if lanes is None else lanes
+    return _batcher(config, LaneMux({lane: build_lane(config, shards, lane) for lane in lanes}))
+
+
+def empty_batch(config: PipelineConfig) -> dict:
+    """An all-padding batch of this config's shapes (no lane is built, nothing is read)."""
+    return _batcher(config, LaneMux({})).empty_batch()
+
+
+def consumer_state(lanes: Mapping[str, Mapping], next_lane: int = 0) -> dict:
+    """A consumer's state from lane cursors (keys: decimal lane ids) and the mux position."""
+    return Batcher.wrap(LaneMux.merge_state(lanes, next_lane))
+
+
+def split_consumer_state(state: Mapping) -> tuple[int, dict[str, Mapping]]:
+    """``(next_lane, {lane id: lane cursor})`` of a consumer's state (envelopes checked; a bad
+    one raises StateError naming its path below the consumer, e.g. ``source.next_lane``)."""
+    source = Batcher.unwrap(state)
+    with nested("source"):
+        return LaneMux.split_state(source)
+
+
+def _batcher(config: PipelineConfig, mux: LaneMux) -> Batcher:
     return Batcher(
-        LaneMux(lanes),
+        mux,
         batch_size=config.batch_size,
         seq_len=config.student.seq_len,
         pad_id=functools.partial(pad_id, config.student.tokenizer),

@@ -31,7 +31,7 @@ def _rank(rank, init, prefix, extra_docs, out):
     dist.init_process_group("gloo", init_method=f"file://{init}", rank=rank, world_size=2)
     extra = Path(prefix) / "shard-000001x.tar"
     if rank == 0:  # a shard lands in the prefix right after rank 0's listing
-        real = loader_mod.expand_urls
+        real = loader_mod.source_urls
 
         def listing_then_upload(*args, **kwargs):
             found = real(*args, **kwargs)
@@ -39,7 +39,7 @@ def _rank(rank, init, prefix, extra_docs, out):
             (Path(prefix) / "tmp-extra" / "shard-000000.tar").rename(extra)
             return found
 
-        loader_mod.expand_urls = listing_then_upload
+        loader_mod.source_urls = listing_then_upload
     else:
         deadline = time.monotonic() + 120
         while not extra.exists() and time.monotonic() < deadline:

@@ -32,10 +32,10 @@ import torch
 
 from ..records import PackedSequence
 from ..errors import StateError
-from ..state import Passthrough, within
+from ..state import StatefulMap, within
 
 
-class Batcher(Passthrough):
+class Batcher(StatefulMap):
     KIND, VERSION = "batch", 1
 
     def __init__(

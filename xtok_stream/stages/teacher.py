@@ -28,7 +28,7 @@ from ..config import TeacherConfig
 from ..errors import ConfigError
 from ..records import PackedSequence
 from ..errors import StateError
-from ..state import Passthrough, within
+from ..state import StatefulMap, within
 from ..tokenizers import load_tokenizer
 
 
@@ -49,7 +49,7 @@ def _aligner(student: str, teacher: str, max_comb_len: int) -> Aligner:
     return Aligner(load_tokenizer(student), load_tokenizer(teacher), max_comb_len=max_comb_len)
 
 
-class TeacherTokenizer(Passthrough):
+class TeacherTokenizer(StatefulMap):
     KIND, VERSION = "teacher", 1
 
     def __init__(self, source: Any, *, student: str, teacher: TeacherConfig, max_len: int):
