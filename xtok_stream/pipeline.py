@@ -30,7 +30,7 @@ from .stages.pack import Packer
 from .stages.read import DocumentReader
 from .stages.read_arrow import ArrowDocumentReader
 from .stages.shuffle import Shuffler
-from .stages.teacher import TeacherTokenizer
+from .stages.teacher import TeacherAligner
 from .state import nested
 from .stages.teacher import collate as collate_teacher
 from .tokenizers import load_tokenizer
@@ -54,7 +54,7 @@ def build_lane(config: PipelineConfig, shards: list[str], lane: int):
         return chat_lane(config, docs)
     stage = Packer(docs, tokenizer=config.student.tokenizer, seq_len=config.student.seq_len)
     for teacher in config.teachers:
-        stage = TeacherTokenizer(stage, student=config.student.tokenizer, teacher=teacher,
+        stage = TeacherAligner(stage, student=config.student.tokenizer, teacher=teacher,
                                  max_len=config.teacher_max_len(teacher))
     return stage
 

@@ -27,13 +27,13 @@ from .text import side_spans, text_align_kernel
 
 
 class UnalignedReason(IntEnum):
-    """Why a token is in no chunk."""
+    """Why a token is in no chunk. Values are stable (batches and logs a trainer kept may
+    hold them); 5 is retired (an unused ``DIVERGED``: text without resync forms one chunk)."""
 
     SPECIAL_UNPAIRED = core.R_SPECIAL_UNPAIRED  # BOS/EOS/control token with no partner there
     TRUNCATED_TAIL = core.R_TRUNCATED_TAIL  # beyond the bytes the other side holds
     UNK = core.R_UNK  # <unk> in a tail (inside a chunk it only makes the chunk non-exact)
     PAD = core.R_PAD  # masked out by align_batch, or an unpaired pad token
-    DIVERGED = core.R_DIVERGED  # reserved: no resync found (today such text forms one chunk)
 
 
 @dataclass(frozen=True)

@@ -157,7 +157,7 @@ class ArrowDocumentReader(LaneReader):
     def _document(self, text: str, key: str, url: str) -> Document:
         limit = self.bad.max_document_bytes
         if self._part == 0 and (len(text) <= limit // 4 or len(text.encode()) <= limit):
-            return Document(key, text, url, self._row, self._epoch, self._slot)
+            return Document(key, text, url, self._epoch, self._slot, row=self._row)
         if self.bad.huge_document != "split":
             self._policy("huge_document", DecodeError(
                 f"row {self._row}: document of {len(text.encode()):,} bytes exceeds "
@@ -172,7 +172,7 @@ class ArrowDocumentReader(LaneReader):
         window = data[start: start + limit]
         final = start + len(window) >= len(data)
         part = window[: _cut(window, final)].decode("utf-8")
-        doc = Document(key, part, url, self._row, self._epoch, self._slot,
+        doc = Document(key, part, url, self._epoch, self._slot, row=self._row,
                        char_base=self._part_chars, last_part=final)
         if final:
             self._part = self._part_chars = 0
@@ -241,8 +241,8 @@ class ArrowDocumentReader(LaneReader):
             raise StateError(f"row {row} is past the end of {url} ({tf.num_rows} rows)")
         start, col, _ = self._unit(tf, row)
         key = safe_key(default_key(_stem(url), row))
-        return Document(key, self._text(col[row - start].as_py(), key, row, url), url, row,
-                        epoch, slot)
+        return Document(key, self._text(col[row - start].as_py(), key, row, url), url, epoch,
+                        slot, row=row)
 
     # -- state ----------------------------------------------------------------------------------
     def state_dict(self) -> dict:
