@@ -39,25 +39,25 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import single_thread  # noqa: E402
+from common import single_thread
 
 single_thread()  # before tokenizers / numba / torch are imported
 
-import argparse  # noqa: E402
-import datetime  # noqa: E402
-import math  # noqa: E402
-import os  # noqa: E402
-import shlex  # noqa: E402
-import shutil  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-from typing import Any, Callable  # noqa: E402
+import argparse
+import datetime
+import math
+import os
+import shlex
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
-import numpy as np  # noqa: E402
-
-from bench_stream import load_documents  # noqa: E402
-from common import DEFAULT_CORPUS, machine_info, median  # noqa: E402
+import numpy as np
+from bench_stream import load_documents
+from common import DEFAULT_CORPUS, machine_info, median
 
 STUDENT = "pkg:qwen2"
 TEACHER_SETS: dict[int, list[str]] = {
@@ -472,7 +472,7 @@ def main(argv: list[str] | None = None) -> str:
         "# Pipeline benchmark (read → pack → teachers → batch), student tokens/s per core",
         "",
         f"- command: `{cmd}`",
-        f"- date: {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}",
+        f"- date: {datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')}",
         f"- machine: {m['platform']}, Python {m['python']}, CPU {m['cpu']}, nproc {m['nproc']}; "
         "TOKENIZERS_PARALLELISM=false, RAYON/NUMBA/OMP threads 1; in-process rows and the "
         "ceiling run in this one process; the Loader row does all the work in its one worker "

@@ -21,8 +21,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.bench_stream import BUCKET, MotoS3, load_documents  # noqa: E402
-from benchmarks.common import DEFAULT_CORPUS, machine_info, median, single_thread  # noqa: E402
+from benchmarks.bench_stream import BUCKET, MotoS3, load_documents
+from benchmarks.common import DEFAULT_CORPUS, machine_info, median, single_thread
 
 
 def parse_args(argv=None):

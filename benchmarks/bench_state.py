@@ -24,8 +24,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.bench_stream import load_documents  # noqa: E402
-from benchmarks.common import DEFAULT_CORPUS, machine_info, median, single_thread  # noqa: E402
+from benchmarks.bench_stream import load_documents
+from benchmarks.common import DEFAULT_CORPUS, machine_info, median, single_thread
 
 STUDENT, TEACHERS = "pkg:qwen2", ["pkg:mistral-v3", "pkg:deepseek-v4"]
 

@@ -39,7 +39,7 @@ _EXPORTS = {
     "save_state": "xtok_stream.io.statefile",
 }
 
-__all__ = [
+__all__ = [  # sorted (tests/test_api.py)
     "Aligner",
     "ConfigError",
     "DecodeError",

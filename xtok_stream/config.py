@@ -13,12 +13,17 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import (
-    AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator,
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
 )
 
 from .errors import ConfigError
 from .state import fingerprint
-
 
 _POLICIES = ("corrupt_shard", "missing_field", "invalid_utf8", "empty_document", "huge_document",
              "odd_member")
@@ -339,7 +344,7 @@ class _NoAliasLoader(yaml.SafeLoader):
 
 
 def _yaml(text: str) -> Any:
-    return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+    return yaml.load(text, Loader=_NoAliasLoader)  # a SafeLoader subclass
 
 
 def _set_dotted(tree: dict, dotted: str, value: Any) -> None:

@@ -44,11 +44,11 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from .config import PipelineConfig
 from .errors import ConfigError, SourceError, StateError, XtokError
 from .io.urls import source_urls
+from .lanes import consumer_index, consumer_lanes, num_consumers
 from .pipeline import build_consumer, consumer_state, empty_batch, split_consumer_state
 from .stages.mix import mix_metrics, mix_shards
 from .state import check_envelope, diff_fields, fingerprint, get_int, merge_metrics, nested
 from .tokenizers import tokenizer_sha256
-from .lanes import consumer_index, consumer_lanes, num_consumers
 
 log = logging.getLogger(__name__)
 
@@ -384,7 +384,7 @@ class Loader:
                 if not isinstance(mine, Mapping) or not isinstance(mine.get("next_lane"), Mapping):
                     raise StateError("must be {next_worker: int, next_lane: {worker: int}}")
                 next_worker = get_int(mine, "next_worker", KIND, hi=self._workers - 1)
-                for w, n in mine["next_lane"].items():
+                for w in mine["next_lane"]:
                     if not (isinstance(w, str) and w.isdigit() and int(w) < self._workers):
                         raise StateError(f"next_lane.{w}: not a worker of {self._workers}")
                     with nested("next_lane"):

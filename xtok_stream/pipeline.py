@@ -31,8 +31,8 @@ from .stages.read import DocumentReader
 from .stages.read_arrow import ArrowDocumentReader
 from .stages.shuffle import Shuffler
 from .stages.teacher import TeacherAligner
-from .state import nested
 from .stages.teacher import collate as collate_teacher
+from .state import nested
 from .tokenizers import load_tokenizer
 
 

@@ -12,7 +12,6 @@ from tests.chat.conftest import TEMPLATES, chat_config
 from tests.helpers import assert_exactly_once
 from xtok_stream.align import UnalignedReason
 from xtok_stream.align.tables import byte_table
-from xtok_stream.chat.messages import parse_messages
 from xtok_stream.chat.render import renderer
 from xtok_stream.chat.teacher import TEMPLATE_UNPAIRED
 from xtok_stream.config import load_config

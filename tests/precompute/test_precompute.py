@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from xtok_stream.config import load_config
-from xtok_stream.loader import Loader
-from xtok_stream.errors import ConfigError
-from xtok_stream.pipeline import build_lane
 from xtok_stream.convert.precompute import precompute
+from xtok_stream.errors import ConfigError
 from xtok_stream.io.urls import lane_urls
+from xtok_stream.loader import Loader
+from xtok_stream.pipeline import build_lane
 from xtok_stream.testing import canonical, check_resume
 
 LANES = 4

@@ -2,7 +2,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from xtok_stream.lanes import (
-    consumer_index, consumer_lanes, draw, lane_shards, num_consumers,
+    consumer_index,
+    consumer_lanes,
+    draw,
+    lane_shards,
+    num_consumers,
 )
 
 

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from tests.helpers import assert_exactly_once
 from xtok_stream.cli.main import main as cli_main
 from xtok_stream.config import load_config
-from xtok_stream.loader import Loader, merge_states
 from xtok_stream.errors import ConfigError, StateError
+from xtok_stream.loader import Loader, merge_states
 from xtok_stream.pipeline import build_lane
 from xtok_stream.stages.mix import choose, mix_shards, source_pipeline
 from xtok_stream.testing import check_resume
@@ -272,8 +272,8 @@ def test_tar_arrow_and_precomputed_in_one_mixture_with_a_teacher(tmp_path, small
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from xtok_stream.io.shards import write_shards
     from xtok_stream.convert.precompute import precompute
+    from xtok_stream.io.shards import write_shards
 
     base = {"student": {"tokenizer": "pkg:qwen2", "seq_len": 128}, "num_lanes": LANES,
             "seed": 2, "batch_size": 4, "teachers": [{"tokenizer": "pkg:mistral-v3"}]}

@@ -97,7 +97,7 @@ class Alignment:
         )
         return [(int(i), UnalignedReason(int(r))) for i, r in zip(idx, why)]
 
-    def swapped(self) -> "Alignment":
+    def swapped(self) -> Alignment:
         """The same alignment seen from the teacher's side."""
         m = self.metrics
         return Alignment(
@@ -116,7 +116,7 @@ class Alignment:
             ),
         )  # fmt: skip
 
-    def _embedded(self, s_lo: int, n_s: int, t_lo: int, n_t: int) -> "Alignment":
+    def _embedded(self, s_lo: int, n_s: int, t_lo: int, n_t: int) -> Alignment:
         """This alignment of a row slice placed back in rows of n_s/n_t; the rest is PAD."""
 
         def side(lo, n_inner, n, un, why, skip):
@@ -195,7 +195,7 @@ class Aligner:
         marks byte-equal chunks exact; ``align_text`` proves them by text positions."""
         return {"student": self.student_table.mode, "teacher": self.teacher_table.mode}
 
-    def warmup(self) -> "Aligner":
+    def warmup(self) -> Aligner:
         """Compile (or load from numba's cache) every kernel, so timings exclude it."""
         s = np.flatnonzero(self.student_table.lengths > 0)[:8]
         t = np.flatnonzero(self.teacher_table.lengths > 0)[:8]

@@ -28,9 +28,9 @@ def is_tar_input(specs: list[str]) -> bool:
 def main(args) -> int:
     from ..config import load_config
     from ..convert import ConvertConfig, convert
+    from ..convert.precompute import PIPELINE, check_teacher_names, precompute
     from ..io.urls import expand_urls
     from .options import storage_options
-    from ..convert.precompute import PIPELINE, check_teacher_names, precompute
 
     if args.finalize or args.plan_only or args.array or args.task_index is not None \
             or args.task_count is not None:

@@ -24,7 +24,7 @@ field. Input dicts are never modified (upstream writes ``token_loss_mask`` into 
 from __future__ import annotations
 
 from numbers import Integral, Real
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -40,8 +40,8 @@ _MESSAGE_REQUIRED = ("role", "content", "token_ids")
 class _SampleError(DecodeError):
     """A sample's field has the wrong type or value; names the sample and field."""
 
-    def __init__(self, message: str, *, url: Optional[str] = None, key: Optional[str] = None,
-                 field: Optional[str] = None):
+    def __init__(self, message: str, *, url: str | None = None, key: str | None = None,
+                 field: str | None = None):
         if field is None:  # rebuilt from its message alone (torch re-raises worker errors so)
             Exception.__init__(self, message)
             self.url, self.key, self.field = url, key, None
@@ -113,7 +113,7 @@ def is_datum(sample: Any) -> bool:
     return isinstance(sample, dict) and "message_log" in sample
 
 
-def simple_rows(data_batch: list) -> tuple[list, list, list, Optional[list]]:
+def simple_rows(data_batch: list) -> tuple[list, list, list, list | None]:
     """``(ids, masks or None, multipliers, texts or None)`` of simple samples."""
     rows, masks, mult = [], [], []
     for i, sample in enumerate(data_batch):
@@ -139,7 +139,7 @@ def simple_rows(data_batch: list) -> tuple[list, list, list, Optional[list]]:
 
 
 def collate_simple(data_batch: list, pad_token_id: int, divisible_by: int,
-                   bdict: type = BatchedDict) -> tuple[Any, Optional[list]]:
+                   bdict: type = BatchedDict) -> tuple[Any, list | None]:
     """The student batch of simple samples (``bdict`` of ``input_ids``, ``input_lengths``,
     ``token_mask``, ``sample_mask`` = ``loss_multiplier``) and their texts (or None)."""
     rows, masks, mult, texts = simple_rows(data_batch)
@@ -167,7 +167,7 @@ def collate_simple(data_batch: list, pad_token_id: int, divisible_by: int,
 
 
 # -- DatumSpec form ------------------------------------------------------------------------------
-def prepare_datums(data_batch: list) -> tuple[list[dict], Optional[list[str]]]:
+def prepare_datums(data_batch: list) -> tuple[list[dict], list[str] | None]:
     """Checked shallow copies of DatumSpecs (messages copied too, ``token_ids`` as int64 and the
     role-based ``token_loss_mask`` filled in) and the texts (``extra_env_info["raw_text"]`` when
     every sample has one, else None)."""

@@ -36,9 +36,9 @@ from ..config import PipelineConfig
 from ..errors import ConfigError, SourceError, XtokError
 from ..io.shards import ShardInfo, chunked, encode_shard, put_atomic
 from ..io.urls import expand_urls
+from ..precompute.spec import pipeline_spec, spec_fingerprint
 from ..records import PackedSequence
 from ..state import fingerprint
-from ..precompute.spec import pipeline_spec, spec_fingerprint
 
 MARKERS = "_xtok/precompute"
 INDEX = "precompute.json"

@@ -87,7 +87,7 @@ def expand_urls(urls: list[str], storage_options: dict[str, Any] | None = None,
                         found = sorted(fs.glob(path))
                 except SourceError:
                     raise
-                except Exception as exc:  # noqa: BLE001 - any backend error, named below
+                except Exception as exc:  # any backend error, named below
                     raise SourceError(f"cannot list shards: {exc}", url=url) from exc
                 if not found:
                     raise SourceError("no shards match (source.urls)", url=url)

@@ -25,20 +25,18 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator, Mapping, Sequence
-from collections.abc import Callable
-from typing import Any
-
 import tarfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from ..config import RetryConfig
 from ..cursor import SequenceCursor
 from ..errors import ConfigError, DecodeError, StateError, XtokError
-from ..io.urls import lane_urls
 from ..io.retry import RetryPolicy
 from ..io.tar import CorruptShardError, TarSample, iter_samples, read_sample_at
+from ..io.urls import lane_urls
 from ..records import PackedSequence, Piece
 from .spec import check_spec, spec_fingerprint
 

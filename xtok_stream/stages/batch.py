@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..records import PackedSequence
 from ..errors import StateError
+from ..records import PackedSequence
 from ..state import StatefulMap, within
 
 

@@ -39,9 +39,9 @@ from fractions import Fraction
 from typing import Any
 
 from ..config import PipelineConfig, SourceConfig
-from ..lanes import splitmix64
 from ..errors import ConfigError, StateError
 from ..io.urls import lane_urls, source_urls
+from ..lanes import splitmix64
 from ..records import PackedSequence
 from ..state import check_envelope, envelope, merge_metrics
 

@@ -18,10 +18,10 @@ from typing import Any
 
 from ..config import BadDataConfig, RetryConfig
 from ..cursor import SKIP_KINDS, DocumentCursor
-from ..lanes import lane_shards
 from ..errors import DecodeError, SourceError, StateError
 from ..io.retry import RetryPolicy, open_resilient
 from ..io.tar import CorruptShardError, Oversized, TarSample, iter_samples, read_sample_at
+from ..lanes import lane_shards
 from ..records import Document
 
 __all__ = ["SKIP_KINDS", "DocumentReader", "LaneReader"]

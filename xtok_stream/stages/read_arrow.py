@@ -40,12 +40,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from ..lanes import splitmix64
 from ..cursor import DocumentCursor
 from ..errors import ConfigError, DecodeError, StateError
 from ..io.arrow import TableFile, open_table
 from ..io.records_in import _stem, default_key
 from ..io.shards import safe_key
+from ..lanes import splitmix64
 from ..records import Document
 from .read import LaneReader, _cut, _Skip
 

@@ -25,9 +25,8 @@ import torch
 from ..align import Aligner
 from ..align.chunks import chunk_coo, chunk_ids
 from ..config import TeacherConfig
-from ..errors import ConfigError
+from ..errors import ConfigError, StateError
 from ..records import PackedSequence
-from ..errors import StateError
 from ..state import StatefulMap, within
 from ..tokenizers import load_tokenizer
 
