@@ -20,7 +20,7 @@ lists) so a resume on another list is refused naming the shards that differ.
 
 State (JSON)::
 
-    {"kind": "xtok_loader", "v": 2, "fingerprint": ..., "config": {...stream shape...},
+    {"kind": "xtok_loader", "v": 3, "fingerprint": ..., "config": {...stream shape...},
      "shards": {"count", "fingerprint", "urls" (<= 256 shards, else null)},
      "topology": {"world_size", "num_workers"}, "step": 12,
      "lanes": {"0": {...lane cursor...}, ...},
