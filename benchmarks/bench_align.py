@@ -22,19 +22,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import single_thread  # noqa: E402
+from common import single_thread
 
 single_thread()  # before numba / tokenizers start their pools
 
-import argparse  # noqa: E402
-import datetime  # noqa: E402
-import shlex  # noqa: E402
-import time  # noqa: E402
-from typing import Any  # noqa: E402
+import argparse
+import datetime
+import shlex
+import time
+from typing import Any
 
-import numpy as np  # noqa: E402
-
-from common import (  # noqa: E402
+import numpy as np
+from common import (
     BUILTIN_TEXTS,
     DEFAULT_CORPUS,
     REPO,
@@ -45,7 +44,7 @@ from common import (  # noqa: E402
     median,
     shared_boundaries,
 )
-from reference_aligner import ReferenceTokenAligner, summarize  # noqa: E402
+from reference_aligner import ReferenceTokenAligner, summarize
 
 GOALS = {
     "tok_s": 2_000_000,  # student tokens/s per core
@@ -90,11 +89,11 @@ def _load_ours() -> tuple[Any, Any, str]:
     err = ""
     try:
         from xtok_stream.align import Aligner
-    except Exception as exc:  # noqa: BLE001 - reported in the table
+    except Exception as exc:  # reported in the table
         err = f"{type(exc).__name__}: {exc}"
     try:
         from xtok_stream.align.tables import build_byte_table
-    except Exception:  # noqa: BLE001
+    except Exception:
         pass
     return Aligner, build_byte_table, err
 
@@ -171,7 +170,7 @@ def bench_pair(student_name: str, teacher_name: str, texts: list[str], args) -> 
             r["ours_exact_per_tok"] = exact / n_tok
             r["ours_bound_pct"] = 100.0 * exact / bound if bound else float("nan")
             r["align_pct_tok"] = 100.0 * median(times) / (r["tokenize_ms"] / 1e3)
-        except Exception as exc:  # noqa: BLE001 - an aligner in progress must not kill the bench
+        except Exception as exc:  # an aligner in progress must not kill the bench
             r["ours_error"] = f"{type(exc).__name__}: {exc}"
 
     # reference re-implementation

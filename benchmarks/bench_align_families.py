@@ -29,22 +29,22 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "align"))
 
-from common import single_thread  # noqa: E402
+from common import single_thread
 
 single_thread()
 
-import argparse  # noqa: E402
-import datetime  # noqa: E402
-import shlex  # noqa: E402
-import time  # noqa: E402
+import argparse
+import datetime
+import shlex
+import time
 
-import numpy as np  # noqa: E402
-from common import BUILTIN_TEXTS, DEFAULT_CORPUS, REPO, load_corpus_texts, machine_info  # noqa: E402
-from families import HELD_OUT, held_out  # noqa: E402
-from text_oracle import encode_docs, exact_bound, exact_text_chunks, false_exact  # noqa: E402
+import numpy as np
+from common import BUILTIN_TEXTS, DEFAULT_CORPUS, REPO, load_corpus_texts, machine_info
+from families import HELD_OUT, held_out
+from text_oracle import encode_docs, exact_bound, exact_text_chunks, false_exact
 
-from xtok_stream.align import Aligner, Role, byte_table  # noqa: E402
-from xtok_stream.tokenizers import load_tokenizer  # noqa: E402
+from xtok_stream.align import Aligner, Role, byte_table
+from xtok_stream.tokenizers import load_tokenizer
 
 BASE = {"qwen2": "pkg:qwen2", "deepseek-v4": "pkg:deepseek-v4", "mistral-v3": "pkg:mistral-v3"}
 
@@ -119,7 +119,8 @@ def main() -> None:
                 bound += exact_bound(text, s, t, stok, ttok)
                 fe += len(false_exact(text, s, t, al))
                 o1, o2 = outside(text, s, t, stok, ttok, al)
-                out_ex, out_b, n_chars, n_tok = out_ex + o1, out_b + o2, n_chars + len(text), n_tok + len(s.ids)
+                out_ex, out_b = out_ex + o1, out_b + o2
+                n_chars, n_tok = n_chars + len(text), n_tok + len(s.ids)
             rows.append((sn, tn, a.modes["student"], a.modes["teacher"], 100 * ex / max(bound, 1),
                          fe, 100 * out_ex / n_chars, 100 * out_b / n_chars, n_tok / sum(best),
                          100 * ex_bytes / max(bound, 1)))
@@ -127,7 +128,7 @@ def main() -> None:
     lines = [
         "# Aligner across tokenizer families (text space)", "",
         f"Command: `{shlex.join(['.venv/bin/python', *sys.argv])}`  ",
-        f"Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; machine: "
+        f"Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; machine: "
         f"{machine_info()}  ",
         f"Data: {len(samples)} samples of ~{args.chars} characters "
         f"({'builtin texts' if texts is BUILTIN_TEXTS else args.corpus.name}); student tokens: "

@@ -46,7 +46,7 @@ def run(config) -> tuple[float, int]:
     from xtok_stream.pipeline import build_consumer
 
     shards = expand_urls(config.source.urls)
-    consumer = build_consumer(config, shards, 0, 1)
+    consumer = build_consumer(config, shards)
     next(consumer)  # warm-up: tokenizers, numba, first shard
     tokens, t0 = 0, time.perf_counter()
     for batch in consumer:

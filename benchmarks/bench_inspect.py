@@ -40,9 +40,9 @@ def main() -> None:
     args = ap.parse_args()
     from xtok_stream.config import load_config
     from xtok_stream.demo_corpus import iter_documents
-    from xtok_stream.dist.loader import Loader
     from xtok_stream.inspect import page, row_view
     from xtok_stream.io.shards import safe_key, write_shards
+    from xtok_stream.loader import Loader
 
     tmp = Path(tempfile.mkdtemp())
     docs = ({"__key__": safe_key(d["id"]), "txt": d["text"][:6000]} for d in iter_documents(limit=40))

@@ -17,23 +17,23 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import single_thread  # noqa: E402
+from common import single_thread
 
 single_thread()
 
-import argparse  # noqa: E402
-import datetime  # noqa: E402
-import json  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
+import argparse
+import datetime
+import json
+import tempfile
+import time
 
-from common import DEFAULT_CORPUS, machine_info, median  # noqa: E402
+from common import DEFAULT_CORPUS, machine_info, median
 
-from xtok_stream.config import load_config  # noqa: E402
-from xtok_stream.dist.loader import Loader  # noqa: E402
-from xtok_stream.io.shards import safe_key, write_shards  # noqa: E402
-from xtok_stream.pipeline import build_lane  # noqa: E402
-from xtok_stream.stages.mix import mix_shards  # noqa: E402
+from xtok_stream.config import load_config
+from xtok_stream.io.shards import safe_key, write_shards
+from xtok_stream.loader import Loader
+from xtok_stream.pipeline import build_lane
+from xtok_stream.stages.mix import mix_shards
 
 WEIGHTS = {"web": 0.5, "code": 0.3, "books": 0.2}
 
@@ -112,7 +112,7 @@ def main(argv=None) -> int:
     lines = [
         "# Mixture benchmark", "",
         f"`{' '.join(['python', 'benchmarks/bench_mix.py', *(argv or sys.argv[1:])])}` - "
-        f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC - "
+        f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC - "
         f"{m['cpu']}, {m['nproc']} cores, Python {m['python']}",
         "", f"{len(docs)} documents dealt into 3 tar corpora; seq_len {args.seq_len}, "
         f"{args.lanes} lanes, shuffle buffer 16, Loader with 0 workers; median of {args.repeat}.",

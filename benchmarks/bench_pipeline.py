@@ -12,9 +12,9 @@ in the same run, single threaded (TOKENIZERS_PARALLELISM=false, RAYON/NUMBA/OMP 
   teacher one ``backend_tokenizer.encode_batch(seq.texts, add_special_tokens=False)`` per packed
   sequence. The documents and piece texts are captured beforehand by one untimed pass of the
   packer (``build_consumer(...).source``, the lane mux), so only the encode calls are timed.
-* ``ours in-process``: ``xtok_stream.pipeline.build_consumer(config, shards, 0, 1)`` iterated
+* ``ours in-process``: ``xtok_stream.pipeline.build_consumer(config, shards)`` iterated
   directly in this process: the per-core cost without IPC.
-* ``ours Loader num_workers=1``: ``xtok_stream.dist.loader.Loader`` with one DataLoader worker
+* ``ours Loader num_workers=1``: ``xtok_stream.loader.Loader`` with one DataLoader worker
   process (all the work happens there; this process only receives batches).
 
 Each measurement builds a fresh pipeline, drops the first ``--warmup`` batches (tokenizer load,
@@ -39,25 +39,25 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import single_thread  # noqa: E402
+from common import single_thread
 
 single_thread()  # before tokenizers / numba / torch are imported
 
-import argparse  # noqa: E402
-import datetime  # noqa: E402
-import math  # noqa: E402
-import os  # noqa: E402
-import shlex  # noqa: E402
-import shutil  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-from typing import Any, Callable  # noqa: E402
+import argparse
+import datetime
+import math
+import os
+import shlex
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
-import numpy as np  # noqa: E402
-
-from bench_stream import load_documents  # noqa: E402
-from common import DEFAULT_CORPUS, machine_info, median  # noqa: E402
+import numpy as np
+from bench_stream import load_documents
+from common import DEFAULT_CORPUS, machine_info, median
 
 STUDENT = "pkg:qwen2"
 TEACHER_SETS: dict[int, list[str]] = {
@@ -137,7 +137,7 @@ def capture(shards: list[str], args: argparse.Namespace, texts: dict[str, str]) 
     from xtok_stream.pipeline import build_consumer
 
     B = args.batch_size
-    consumer = build_consumer(make_config(shards, args, 0, 0), shards, 0, 1)
+    consumer = build_consumer(make_config(shards, args, 0, 0), shards)
     mux = consumer.source
     seen: set[str] = set()
     seqs, opened = [], []
@@ -199,7 +199,7 @@ def _drain(it, warmup: int, n: int) -> tuple[float, int, np.ndarray]:
 def inprocess_run(shards, args, n_teachers: int, n_batches: int):
     from xtok_stream.pipeline import build_consumer
 
-    stream = build_consumer(make_config(shards, args, n_teachers, 0), shards, 0, 1)
+    stream = build_consumer(make_config(shards, args, n_teachers, 0), shards)
     try:
         return _drain(stream, args.warmup, n_batches)
     finally:
@@ -207,7 +207,7 @@ def inprocess_run(shards, args, n_teachers: int, n_batches: int):
 
 
 def loader_run(shards, args, n_teachers: int, n_batches: int):
-    from xtok_stream.dist.loader import Loader
+    from xtok_stream.loader import Loader
 
     loader = Loader(make_config(shards, args, n_teachers, 1), shards=shards, rank=0, world_size=1)
     it = iter(loader)
@@ -472,7 +472,7 @@ def main(argv: list[str] | None = None) -> str:
         "# Pipeline benchmark (read → pack → teachers → batch), student tokens/s per core",
         "",
         f"- command: `{cmd}`",
-        f"- date: {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}",
+        f"- date: {datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')}",
         f"- machine: {m['platform']}, Python {m['python']}, CPU {m['cpu']}, nproc {m['nproc']}; "
         "TOKENIZERS_PARALLELISM=false, RAYON/NUMBA/OMP threads 1; in-process rows and the "
         "ceiling run in this one process; the Loader row does all the work in its one worker "

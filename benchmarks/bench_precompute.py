@@ -7,7 +7,7 @@ pipeline's lanes once over them (student ``pkg:qwen2``, teachers ``pkg:mistral-v
 cost). Then, single threaded (TOKENIZERS_PARALLELISM=false, RAYON/NUMBA/OMP 1 thread), for both
 sources:
 
-* ``in-process``: ``build_consumer(config, shards, 0, 1)`` iterated in this process;
+* ``in-process``: ``build_consumer(config, shards)`` iterated in this process;
 * ``Loader num_workers=1``: ``Loader`` with one DataLoader worker doing all the work.
 
 Each measurement builds a fresh pipeline, drops the first ``--warmup`` batches and times the next
@@ -25,18 +25,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import single_thread  # noqa: E402
+from common import single_thread
 
 single_thread()  # before tokenizers / numba / torch are imported
 
-import argparse  # noqa: E402
-import datetime  # noqa: E402
-import hashlib  # noqa: E402
-import shlex  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
+import argparse
+import datetime
+import hashlib
+import shlex
+import tempfile
+import time
 
-from common import DEFAULT_CORPUS, REPO, machine_info, median  # noqa: E402
+from common import DEFAULT_CORPUS, REPO, machine_info, median
 
 STUDENT = "pkg:qwen2"
 TEACHERS = ("pkg:mistral-v3", "pkg:deepseek-v4")
@@ -91,7 +91,7 @@ def _drain(it, warmup: int, n: int):
 def inprocess(config, shards, args):
     from xtok_stream.pipeline import build_consumer
 
-    stream = build_consumer(config, shards, 0, 1)
+    stream = build_consumer(config, shards)
     try:
         return _drain(stream, args.warmup, args.batches)
     finally:
@@ -99,7 +99,7 @@ def inprocess(config, shards, args):
 
 
 def loader(config, shards, args):
-    from xtok_stream.dist.loader import Loader
+    from xtok_stream.loader import Loader
 
     it = iter(Loader(config, shards=shards, rank=0, world_size=1))
     try:
@@ -113,8 +113,8 @@ def main(argv=None) -> int:
     t_start = time.perf_counter()
     import pyarrow.parquet as pq
 
+    from xtok_stream.convert.precompute import precompute
     from xtok_stream.io.shards import safe_key, write_shards
-    from xtok_stream.precompute import precompute
 
     rows = pq.read_table(args.corpus, columns=["id", "text"]).slice(0, args.limit_docs).to_pylist()
     tmp = Path(tempfile.mkdtemp(prefix="bench-precompute-"))
@@ -160,7 +160,7 @@ def main(argv=None) -> int:
         "# Precomputed shards vs on the fly: training-side student tokens/s",
         "",
         f"- command: `{shlex.join(['python', 'benchmarks/bench_precompute.py', *(argv or sys.argv[1:])])}`",
-        f"- date: {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}",
+        f"- date: {datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')}",
         f"- machine: {m['platform']}, Python {m['python']}, CPU {m['cpu']}, nproc {m['nproc']}; "
         "TOKENIZERS_PARALLELISM=false, RAYON/NUMBA/OMP threads 1 (a shared, noisy machine)",
         f"- data: first {len(rows):,} documents of {args.corpus} ({chars:,} characters) -> "

@@ -21,8 +21,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.bench_stream import BUCKET, MotoS3, load_documents  # noqa: E402
-from benchmarks.common import DEFAULT_CORPUS, machine_info, median, single_thread  # noqa: E402
+from benchmarks.bench_stream import BUCKET, MotoS3, load_documents
+from benchmarks.common import DEFAULT_CORPUS, machine_info, median, single_thread
 
 
 def parse_args(argv=None):
@@ -52,7 +52,7 @@ def config(urls, opts, args, buffer=None):
 
 def states_at(cfg, fractions):
     """One full pass: the number of batches and the states after the given fractions of it."""
-    from xtok_stream.dist.loader import Loader
+    from xtok_stream.loader import Loader
 
     loader = Loader(cfg)
     states = []
@@ -63,7 +63,7 @@ def states_at(cfg, fractions):
 
 
 def first_batch_after(cfg, state) -> float:
-    from xtok_stream.dist.loader import Loader
+    from xtok_stream.loader import Loader
 
     t0 = time.perf_counter()
     loader = Loader(cfg)
@@ -73,7 +73,7 @@ def first_batch_after(cfg, state) -> float:
 
 
 def tokens_per_s(cfg) -> tuple[float, dict]:
-    from xtok_stream.dist.loader import Loader
+    from xtok_stream.loader import Loader
 
     loader = Loader(cfg)
     t0 = time.perf_counter()

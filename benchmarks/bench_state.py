@@ -24,8 +24,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.bench_stream import load_documents  # noqa: E402
-from benchmarks.common import DEFAULT_CORPUS, machine_info, median, single_thread  # noqa: E402
+from benchmarks.bench_stream import load_documents
+from benchmarks.common import DEFAULT_CORPUS, machine_info, median, single_thread
 
 STUDENT, TEACHERS = "pkg:qwen2", ["pkg:mistral-v3", "pkg:deepseek-v4"]
 
@@ -85,7 +85,7 @@ STARTUP = r"""
 import json, sys, time
 t0 = time.perf_counter()
 from xtok_stream.config import load_config
-from xtok_stream.dist.loader import Loader
+from xtok_stream.loader import Loader
 t1 = time.perf_counter()
 cfg = load_config(json.loads(sys.argv[1]))
 loader = Loader(cfg)
@@ -167,7 +167,7 @@ def main(argv=None) -> str:
         lines += [
             "| startup, two teachers (mistral-v3, deepseek-v4), warm cache, fresh process | s |",
             "|---|---|",
-            f"| `import xtok_stream.dist.loader` | {boot['import']:.2f} |",
+            f"| `import xtok_stream.loader` | {boot['import']:.2f} |",
             f"| `Loader(config)` (fingerprints 3 tokenizers by file bytes) | {boot['init']:.2f} |",
             f"| time to first batch after import (Loader() + first next()) | "
             f"{boot['first_batch']:.2f} |",

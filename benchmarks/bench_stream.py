@@ -31,27 +31,26 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import single_thread  # noqa: E402
+from common import single_thread
 
 single_thread()  # before tokenizers / torch are imported
 
-import argparse  # noqa: E402
-import datetime  # noqa: E402
-import math  # noqa: E402
-import os  # noqa: E402
-import shlex  # noqa: E402
-import shutil  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-import urllib.request  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-from typing import Callable  # noqa: E402
+import argparse
+import datetime
+import math
+import os
+import shlex
+import shutil
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
-import numpy as np  # noqa: E402
+import numpy as np
+from common import DEFAULT_CORPUS, machine_info, median
 
-from common import DEFAULT_CORPUS, machine_info, median  # noqa: E402
-
-from xtok_stream import testing  # noqa: E402
+from xtok_stream import testing
 
 STUDENT = "pkg:qwen2"
 BUCKET = "xtok-bench"
@@ -121,7 +120,7 @@ def load_documents(args: argparse.Namespace) -> tuple[list[dict], str]:
 class MotoS3(testing.MotoS3):
     """The library's loopback moto server, with the benchmark bucket and presigned URLs."""
 
-    def start(self) -> "MotoS3":
+    def start(self) -> MotoS3:
         super().start()
         self.create_bucket(BUCKET)
         return self
@@ -223,7 +222,7 @@ def wds_naive_pack(urls: list[str], seq_len: int, batch_size: int) -> Counts:
 def ours_loader(urls: list[str], storage_options: dict, args: argparse.Namespace,
                 num_workers: int) -> Counts:
     from xtok_stream.config import load_config
-    from xtok_stream.dist.loader import Loader
+    from xtok_stream.loader import Loader
 
     cfg = load_config({
         "source": {"urls": urls, "storage_options": storage_options},
@@ -234,7 +233,7 @@ def ours_loader(urls: list[str], storage_options: dict, args: argparse.Namespace
     for batch in Loader(cfg, shards=urls, rank=0, world_size=1):
         c.tokens += int(batch["input_lengths"].sum())
         for row in batch["pieces"]:
-            for key, c0, c1 in row:
+            for _key, c0, c1 in row:
                 c.chars += c1 - c0
     return c
 
@@ -450,7 +449,7 @@ def main(argv: list[str] | None = None) -> str:
         "# Streaming benchmark (read, read + pack)",
         "",
         f"- command: `{cmd}`",
-        f"- date: {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}",
+        f"- date: {datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')}",
         f"- machine: {m['platform']}, Python {m['python']}, CPU {m['cpu']}, nproc {m['nproc']}; "
         "single process unless num_workers > 0, TOKENIZERS_PARALLELISM=false; the moto S3 "
         "server is a second process on the same cores",

@@ -11,10 +11,11 @@ import os
 import platform
 import statistics
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -36,7 +37,7 @@ def single_thread() -> None:
         import numba
 
         numba.set_num_threads(1)
-    except Exception:  # noqa: BLE001 - numba absent or already initialised with fewer threads
+    except Exception:  # numba absent or already initialised with fewer threads
         pass
 
 

@@ -4,7 +4,7 @@ The unit is *shard bytes read* when the total is knowable (tar shards, finite ``
 total is the size of every shard this rank's lanes read, over all epochs (from ``manifest.json``
 beside the shards when it lists them, else one size query per shard), and the position is read
 off the loader's state after each batch (lane cursor = epoch, slot, byte offset; the lane's shard
-order is a pure function, ``dist.lanes.lane_shards``), so it is what was *consumed*, never what
+order is a pure function, ``lanes.lane_shards``), so it is what was *consumed*, never what
 workers read ahead. Otherwise (``--max-batches``, ``epochs: null``, Arrow) it counts batches.
 Each update also shows student tokens/s and every teacher's running (chunk-weighted) exact share.
 """
@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 import fsspec
 
-from .dist.lanes import lane_shards
+from .lanes import lane_shards
 
 
 def shard_sizes(shards: list[str], storage_options: Mapping[str, Any] | None = None) -> list[int]:

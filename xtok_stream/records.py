@@ -15,23 +15,26 @@ import numpy as np
 class Document:
     """One sample's text, as read from a shard.
 
-    ``shard`` is the URL, ``offset`` the byte offset of the sample's first tar header in it;
-    ``(epoch, slot, offset)`` is the compact re-fetch position within its lane (the sample can be
-    read again with one range request).
+    ``shard`` is the URL; where in it the sample is depends on the shard's kind, so it is one of
+    two fields: ``byte_offset``, the byte offset of a tar sample's first header, or ``row``, an
+    Arrow/Parquet row index (the other is -1). :attr:`position` ``[epoch, slot, byte_offset or
+    row]`` is the compact re-fetch position within its lane (one range request for a tar).
     """
 
     key: str
     text: str
     shard: str
-    offset: int
     epoch: int = 0
     slot: int = 0
+    byte_offset: int = -1  # tar shards
+    row: int = -1  # arrow files
     char_base: int = 0  # > 0 for the later windows of a huge document read in parts
     last_part: bool = True  # False for all but the last window of a huge document
 
     @property
     def position(self) -> list[int]:
-        return [self.epoch, self.slot, self.offset]
+        """``[epoch, slot, byte_offset]`` (tar) or ``[epoch, slot, row]`` (arrow)."""
+        return [self.epoch, self.slot, self.byte_offset if self.byte_offset >= 0 else self.row]
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,21 +41,33 @@ class Stage(Protocol[T]):
     def close(self) -> None: ...
 
 
-class Passthrough:
-    """State of a stage that holds nothing between items (1:1 maps, whole-batch collation):
-    its cursor is its source's, in its own envelope."""
+class StatefulMap:
+    """State handling of a stage that holds nothing between items (1:1 maps, whole-batch
+    collation): its cursor is its source's, in its own envelope. (It passes *state* through;
+    its items are transformed.)"""
 
     KIND: str
     VERSION: int
     source: Any
 
+    @classmethod
+    def wrap(cls, source_state: Mapping) -> dict:
+        """This stage's state around its source's."""
+        return envelope(cls.KIND, cls.VERSION, source=dict(source_state))
+
+    @classmethod
+    def unwrap(cls, state: Mapping) -> Mapping:
+        """The source's state inside this stage's (envelope checked)."""
+        check_fields(state, cls.KIND, cls.VERSION, ("source",))
+        return state["source"]
+
     def state_dict(self) -> dict:
-        return envelope(self.KIND, self.VERSION, source=self.source.state_dict())
+        return self.wrap(self.source.state_dict())
 
     def load_state_dict(self, state: Mapping) -> None:
-        check_fields(state, self.KIND, self.VERSION, ("source",))
+        source_state = self.unwrap(state)
         with nested("source"):
-            self.source.load_state_dict(state["source"])
+            self.source.load_state_dict(source_state)
 
     @property
     def metrics(self) -> dict:

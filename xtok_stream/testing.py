@@ -1,7 +1,8 @@
 """Test helpers for stages, public so users can check their own stages the same way.
 
 ``MotoS3`` starts moto's S3 server on 127.0.0.1 (tests and benchmarks point s3fs at it through
-``storage_options``; needs ``moto[server]``). ``check_resume(make_stage)`` runs a stage to the end, then restores a fresh copy from the state
+``storage_options``; needs ``moto[server]``). ``check_resume(make_stage)`` runs a stage to the
+end, then restores a fresh copy from the state
 saved before *every* item (including the initial state and states across epoch ends) and checks
 that the continuation equals the rest of the original run, comparing items through
 :func:`canonical` (every field, tensors by dtype, shape and bytes). It also checks that states
@@ -17,7 +18,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
-
 
 
 class MotoS3:
@@ -52,7 +52,7 @@ class MotoS3:
             try:
                 urllib.request.urlopen(self.endpoint + "/moto-api/", timeout=1)
                 return self
-            except Exception:  # noqa: BLE001 - not up yet
+            except Exception:  # not up yet
                 time.sleep(0.2)
         self.stop()
         raise RuntimeError(f"moto server did not start on {self.endpoint}")

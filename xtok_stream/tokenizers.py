@@ -234,7 +234,7 @@ def load_tokenizer(spec: str) -> Any:
             raise ConfigError(missing)
     try:
         tok = AutoTokenizer.from_pretrained(path)
-    except Exception as exc:  # noqa: BLE001 - re-raised with the name that failed
+    except Exception as exc:  # re-raised with the name that failed
         raise ConfigError(
             f"cannot load tokenizer '{spec}': {exc}. Use a local folder, a hub name reachable "
             f"from here, or one of {', '.join('pkg:' + p for p in PACKAGED)}"

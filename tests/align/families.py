@@ -50,7 +50,7 @@ def _tiktoken(ranks: Path, pattern: str, special: list[str], eos: str):
     return PreTrainedTokenizerFast(tokenizer_object=backend, eos_token=eos, pad_token=eos)
 
 
-def _build(name: str):  # noqa: C901 - one branch per family
+def _build(name: str):  # one branch per family
     from tokenizers import normalizers
     from transformers import PreTrainedTokenizerFast
 
@@ -102,7 +102,7 @@ def _build(name: str):  # noqa: C901 - one branch per family
     raise KeyError(name)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def held_out(name: str):
     """The fast tokenizer of a held-out family, built on first use and cached on disk."""
     from transformers import PreTrainedTokenizerFast
@@ -110,7 +110,7 @@ def held_out(name: str):
     return PreTrainedTokenizerFast.from_pretrained(held_out_path(name))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def held_out_path(name: str) -> str:
     """Folder of the held-out family's tokenizer (a ``load_tokenizer`` path), built once."""
     target = cache_dir() / "tokenizers" / f"heldout-{name}"

@@ -28,7 +28,8 @@ texts = st.lists(
     st.one_of(st.sampled_from(FRAGMENTS), st.text(alphabet=ALPHABET, max_size=10)),
     min_size=1, max_size=10,
 ).map("".join)
-SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(max_examples=200, deadline=None,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 def enc(tok, text):
@@ -50,8 +51,10 @@ def test_partition_exact_minimal(pair, text, toks, aligner_cache):
     check_partition(a)
     check_exact_bytes(a, s_ids, t_ids, st_, tt_)
     s_lens, t_lens = effective_lengths(st_, s_ids, text), effective_lengths(tt_, t_ids, text)
-    sb = b"".join(st_.token_bytes(int(i)) for i in s_ids)[int(s_lens.sum() < sum(len(st_.token_bytes(int(i))) for i in s_ids)):]
-    tb = b"".join(tt_.token_bytes(int(i)) for i in t_ids)[int(t_lens.sum() < sum(len(tt_.token_bytes(int(i))) for i in t_ids)):]
+    s_all = b"".join(st_.token_bytes(int(i)) for i in s_ids)
+    sb = s_all[int(s_lens.sum() < len(s_all)):]
+    t_all = b"".join(tt_.token_bytes(int(i)) for i in t_ids)
+    tb = t_all[int(t_lens.sum() < len(t_all)):]
     if sb == tb:  # property 3: same bytes -> all exact, closing at every shared boundary
         assert a.exact.all()
         assert len(a.student_unaligned) == len(a.teacher_unaligned) == 0
@@ -307,7 +310,7 @@ def test_corpus_packed_sequences(corpus_texts, toks, aligner_cache):
         tt, st_ = al_.teacher_table, al_.student_table
         t_tok = toks[teacher]
         exact = bound = n_tok = 0
-        for row in range(3):
+        for _ in range(3):
             start = int(rng.integers(0, max(1, len(docs) - 200)))
             s_ids = _pack(q, docs[start:], 4096)
             cuts = np.flatnonzero(s_ids == q.eos_token_id)
@@ -319,8 +322,10 @@ def test_corpus_packed_sequences(corpus_texts, toks, aligner_cache):
                 text = q.decode(body.tolist())
                 t_part = t_tok.encode(text, add_special_tokens=False) if text else []
                 s_lens, t_lens = st_.lengths[body], effective_lengths(tt, t_part, text)
-                sb, tb = st_.ids_bytes(body), tt.ids_bytes(t_part)[int(t_lens.sum() < len(tt.ids_bytes(t_part))):]
-                common = next((k for k in range(min(len(sb), len(tb))) if sb[k] != tb[k]), min(len(sb), len(tb)))
+                t_all = tt.ids_bytes(t_part)
+                sb, tb = st_.ids_bytes(body), t_all[int(t_lens.sum() < len(t_all)):]
+                m = min(len(sb), len(tb))
+                common = next((k for k in range(m) if sb[k] != tb[k]), m)
                 bound += len({x for x in shared_boundaries(s_lens, t_lens) if x <= common}) + bool(has_eos)
                 t_ids += t_part + ([t_tok.eos_token_id] if has_eos else [])
             a = al_.align(s_ids, t_ids)

@@ -8,14 +8,13 @@ import itertools
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from xtok_stream.align import Aligner
-
 from align_checks import ALPHABET, FRAGMENTS, check_partition
 from families import HELD_OUT, held_out
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from text_oracle import encode_docs, exact_bound, exact_text_chunks, false_exact
+
+from xtok_stream.align import Aligner
 
 BASE = ("qwen2", "deepseek", "mistral")
 FAMILIES = BASE + HELD_OUT

@@ -127,7 +127,7 @@ def test_pipeline_teacher_stage_aligns_in_text_space(local_shards):
     """A WordPiece-uncased teacher in the pipeline is aligned by text positions (bytes alone
     gave ~17 % of the bound, so the exact share shows which path ran)."""
     from xtok_stream.config import load_config
-    from xtok_stream.dist.loader import Loader
+    from xtok_stream.loader import Loader
     shards, _ = local_shards
     wp = held_out_path("wordpiece-uncased")
     cfg = load_config({"source": {"urls": shards[:2]}, "student": {"tokenizer": "pkg:qwen2",

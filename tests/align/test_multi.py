@@ -15,7 +15,7 @@ _M = AlignmentMetrics(0, 0, 0, 0.0, 0.0, 0, 0, 0, 0, 0, 0, 0, 0)
 
 
 def mk(s_spans, t_spans, exact, s_un, n_s, n_t) -> Alignment:
-    i32 = lambda x: np.asarray(x, np.int32).reshape(-1, 2)  # noqa: E731
+    i32 = lambda x: np.asarray(x, np.int32).reshape(-1, 2)
     return Alignment(
         i32(s_spans), i32(t_spans), np.asarray(exact, bool),
         np.asarray(s_un, np.int32), np.full(len(s_un), 2, np.int8),
@@ -71,7 +71,8 @@ def test_joint_refinement_real_teachers(text, cut, toks, aligner_cache):
     spans = j.student_spans
     assert spans[0, 0] == 0 and spans[-1, 1] == n and (spans[1:, 0] == spans[:-1, 1]).all()
     assert (spans[:, 1] > spans[:, 0]).all()
-    np.testing.assert_array_equal(j.student_chunk_ids, np.repeat(np.arange(len(j)), spans[:, 1] - spans[:, 0]))
+    np.testing.assert_array_equal(j.student_chunk_ids,
+                                  np.repeat(np.arange(len(j)), spans[:, 1] - spans[:, 0]))
     cuts = set(spans[:, 0].tolist()) | {n}
     for k, a in enumerate(als):
         # every teacher chunk lies inside one joint chunk ...

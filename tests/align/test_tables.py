@@ -59,7 +59,7 @@ def test_families_and_known_tokens(qwen2, deepseek, mistral):
 
 def test_roles_and_special_keys(qwen2, deepseek, mistral):
     tq, td, tm = byte_table(qwen2), byte_table(deepseek), byte_table(mistral)
-    role = lambda tab, tok, s: Role(int(tab.role[tok.convert_tokens_to_ids(s)]))  # noqa: E731
+    role = lambda tab, tok, s: Role(int(tab.role[tok.convert_tokens_to_ids(s)]))
     assert role(tq, qwen2, "<|endoftext|>") is Role.EOS  # also qwen2's pad: EOS wins
     assert role(tq, qwen2, "<|im_start|>") is Role.CONTROL
     assert role(td, deepseek, "<｜begin▁of▁sentence｜>") is Role.BOS
@@ -74,8 +74,9 @@ def test_roles_and_special_keys(qwen2, deepseek, mistral):
         assert (tab.lengths[special] == 0).all() and (tab.role[special] != Role.TEXT).all()
         assert (tab.role[tab.lengths > 0] == Role.TEXT).all()
     # BOS/EOS pair across tokenizers by role, control tokens only by equal content
-    key = lambda tab, tok, s: int(tab.special_key[tok.convert_tokens_to_ids(s)])  # noqa: E731
-    assert key(td, deepseek, "<｜end▁of▁sentence｜>") == key(tm, mistral, "</s>") == key(tq, qwen2, "<|endoftext|>")
+    key = lambda tab, tok, s: int(tab.special_key[tok.convert_tokens_to_ids(s)])
+    assert (key(td, deepseek, "<｜end▁of▁sentence｜>") == key(tm, mistral, "</s>")
+            == key(tq, qwen2, "<|endoftext|>"))
     assert key(td, deepseek, "<｜begin▁of▁sentence｜>") == key(tm, mistral, "<s>")
     assert key(tq, qwen2, "<|im_start|>") != key(tq, qwen2, "<|im_end|>")
     assert key(tq, qwen2, "<|im_start|>") not in (key(tm, mistral, "[INST]"), key(tm, mistral, "</s>"))

@@ -12,13 +12,15 @@ import pytest
 from tests.helpers import assert_exactly_once
 from xtok_stream.config import BadDataConfig, load_config
 from xtok_stream.convert import ConvertConfig, convert
-from xtok_stream.dist.loader import Loader
 from xtok_stream.errors import ConfigError, DecodeError, StateError
 from xtok_stream.io.arrow import TableFile, open_table
+from xtok_stream.loader import Loader
 from xtok_stream.pipeline import build_lane
 from xtok_stream.stages.read import DocumentReader
 from xtok_stream.stages.read_arrow import (
-    ArrowDocumentReader, in_validation, validation_mask,
+    ArrowDocumentReader,
+    in_validation,
+    validation_mask,
 )
 from xtok_stream.testing import check_resume
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 import s3fs
 
 from xtok_stream.errors import SourceError
 from xtok_stream.io.urls import ARROW_SUFFIXES, expand_urls
 from xtok_stream.stages.read_arrow import ArrowDocumentReader
 from xtok_stream.testing import check_resume
-
-import pytest
 
 
 @pytest.fixture(scope="module")

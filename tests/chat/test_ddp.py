@@ -16,7 +16,7 @@ from tests.stream.test_ddp_cli import pieces, read_dump, xtok_run
 from xtok_stream.chat.render import renderer
 from xtok_stream.chat.templates import CHATML, LLAMA3_STYLE
 from xtok_stream.config import load_config
-from xtok_stream.dist.loader import Loader, merge_states
+from xtok_stream.loader import Loader, merge_states
 
 pytestmark = pytest.mark.slow
 YAML = str(Path(__file__).resolve().parents[2] / "pipelines" / "chat-distill.yaml")

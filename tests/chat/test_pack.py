@@ -12,12 +12,11 @@ from tests.chat.conftest import TEMPLATES, chat_config
 from tests.helpers import assert_exactly_once
 from xtok_stream.align import UnalignedReason
 from xtok_stream.align.tables import byte_table
-from xtok_stream.chat.messages import parse_messages
 from xtok_stream.chat.render import renderer
 from xtok_stream.chat.teacher import TEMPLATE_UNPAIRED
 from xtok_stream.config import load_config
 from xtok_stream.pipeline import build_consumer, build_lane
-from xtok_stream.state import Passthrough
+from xtok_stream.state import StatefulMap
 from xtok_stream.testing import check_resume
 from xtok_stream.tokenizers import load_tokenizer
 
@@ -44,7 +43,7 @@ def test_whole_conversations_split_only_at_message_boundaries(chat_shards):
     rendered = {k: student_render(m) for k, m in convs.items()}
     assert any(len(r.ids) > 96 for r in rendered.values())  # some conversations must split
     rows = []
-    for batch in build_consumer(cfg, shards, 0, 1):
+    for batch in build_consumer(cfg, shards):
         for b in range(batch["input_ids"].shape[0]):
             if not batch["sample_mask"][b]:
                 continue
@@ -154,7 +153,7 @@ def test_exact_chunks_lie_in_one_content_and_bytes_match(chat_shards):
     assert exact_total > 500 and template_pairs > 50
 
 
-class _Flat(Passthrough):
+class _Flat(StatefulMap):
     """Every field of every item, teachers included, for check_resume's comparison."""
 
     KIND, VERSION = "flat", 1

@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from xtok_stream.chat.templates import CHATML, LLAMA3_STYLE
 from xtok_stream.chat.messages import parse_messages
 from xtok_stream.chat.render import renderer
+from xtok_stream.chat.templates import CHATML, LLAMA3_STYLE
 from xtok_stream.errors import ConfigError, DecodeError
 from xtok_stream.tokenizers import load_tokenizer
 

@@ -27,8 +27,13 @@ from hypothesis import strategies as st
 
 from xtok_stream.compat import nemo_rl as compat
 from xtok_stream.compat.batched import BatchedDict, nemo_rl_api
-from xtok_stream.compat.datum import (SampleTypeError, SampleValueError, flatten, int_ids,
-                                      prepare_datums)
+from xtok_stream.compat.datum import (
+    SampleTypeError,
+    SampleValueError,
+    flatten,
+    int_ids,
+    prepare_datums,
+)
 from xtok_stream.compat.nemo_rl import CrossTokenizerCollator
 from xtok_stream.demo_corpus import iter_documents
 from xtok_stream.errors import ConfigError, DecodeError

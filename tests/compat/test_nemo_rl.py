@@ -44,7 +44,7 @@ def reference_coo(pairs, student_seq_len, teacher_seq_len, exact_match_only):
         s_rows += [(pos, cid) for pos in range(s0, s1)]
         t_rows += [(pos, cid) for pos in range(t0, t1)]
         cid += 1
-    as_t = lambda r: torch.tensor(r, dtype=torch.int64) if r else torch.empty((0, 2), dtype=torch.int64)  # noqa: E731
+    as_t = lambda r: torch.tensor(r, dtype=torch.int64) if r else torch.empty((0, 2), dtype=torch.int64)
     return as_t(s_rows), as_t(t_rows), cid
 
 
@@ -141,7 +141,8 @@ def test_exact_chunks_have_equal_text(out, samples, qwen2, mistral, deepseek):
                 for k in range(len(ids) + 1)]  # fmt: skip
 
     total_checked = total_exact = 0
-    for entry, tok in ((out["per_teacher_ct_data"][0], mistral), (out["per_teacher_ct_data"][2], deepseek)):  # fmt: skip
+    data = out["per_teacher_ct_data"]
+    for entry, tok in ((data[0], mistral), (data[2], deepseek)):
         for b, pairs in enumerate(entry["aligned_pairs"]):
             s_ids = samples[b]["input_ids"]
             t_ids = entry["teacher_input_ids"][b].tolist()
@@ -179,7 +180,8 @@ def test_exact_token_match_only(qwen2, samples):
 def test_truncation_by_max_teacher_len(qwen2, samples):
     """A short max_teacher_len cuts the teacher: no chunk reaches past its real tokens and the
     student tail beyond the teacher's text is in no chunk."""
-    coll = CrossTokenizerCollator(qwen2.pad_token_id, DIV, [spec(TEACHERS[0], 24), spec(TEACHERS[1], 24)])  # fmt: skip
+    coll = CrossTokenizerCollator(qwen2.pad_token_id, DIV,
+                                  [spec(TEACHERS[0], 24), spec(TEACHERS[1], 24)])
     out = coll(samples)
     width = out["input_ids"].shape[1]
     for entry in out["per_teacher_ct_data"]:
@@ -227,7 +229,7 @@ def test_raw_text_vs_decode_fallback(qwen2, deepseek, texts):
     mixed = [{"input_ids": i, "raw_text": r} for i, r in zip(ids, other)]
     del mixed[1]["raw_text"]
     got = coll(mixed)["per_teacher_ct_data"][0]
-    for b, t in enumerate(texts[:4]):
+    for b in range(len(texts[:4])):
         want = deepseek(qwen2.decode(ids[b], skip_special_tokens=True))["input_ids"][:64]
         assert got["teacher_input_ids"][b, : len(want)].tolist() == want
         assert int(got["teacher_data"]["input_lengths"][b]) == len(want)  # no "!" pads decoded

@@ -11,8 +11,14 @@ import torch.utils.data
 
 from xtok_stream.config import PipelineConfig
 from xtok_stream.errors import ConfigError
-from xtok_stream.evals import (EvalDataset, EvalTokenizer, humaneval_plus, mbpp_plus, mmlu,
-                               tokenize_record)
+from xtok_stream.evals import (
+    EvalDataset,
+    EvalTokenizer,
+    humaneval_plus,
+    mbpp_plus,
+    mmlu,
+    tokenize_record,
+)
 
 from .test_code import HUMANEVAL
 

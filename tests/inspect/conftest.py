@@ -13,7 +13,7 @@ import subprocess
 import pytest
 
 from xtok_stream.config import load_config
-from xtok_stream.dist.loader import Loader
+from xtok_stream.loader import Loader
 
 CRAFTED = ("def f(x):\n    return x <s> caf\u00e9 na\u00efve.\n"
            "a b <unk> c d\n")

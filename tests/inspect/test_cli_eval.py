@@ -7,10 +7,10 @@ import yaml
 
 from xtok_stream.cli.main import main
 from xtok_stream.config import load_config
-from xtok_stream.dist.loader import Loader
 from xtok_stream.evals import tokenize_record
 from xtok_stream.evals.record import EvalRecord
 from xtok_stream.inspect import render_eval_html
+from xtok_stream.loader import Loader
 
 from .conftest import tree
 from .test_view import Page

@@ -9,8 +9,8 @@ import tarfile
 
 from xtok_stream.cli.main import main
 from xtok_stream.config import load_config
-from xtok_stream.dist.loader import Loader
 from xtok_stream.io.shards import write_shards
+from xtok_stream.loader import Loader
 from xtok_stream.progress import ByteCounter, StreamProgress, shard_sizes
 
 from .conftest import tree

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from xtok_stream.config import load_config
-from xtok_stream.dist.loader import Loader
+from xtok_stream.convert.precompute import precompute
 from xtok_stream.errors import ConfigError
+from xtok_stream.io.urls import lane_urls
+from xtok_stream.loader import Loader
 from xtok_stream.pipeline import build_lane
-from xtok_stream.precompute import precompute
-from xtok_stream.precompute.read import build_precomputed_lane, lane_urls
 from xtok_stream.testing import canonical, check_resume
 
 LANES = 4
@@ -87,7 +87,7 @@ def test_resume_every_step(made):
     _, pre, out = made
     shards = sorted(str(p) for p in out.glob("lane*.tar"))
     two = pre.model_copy(update={"epochs": 2})  # crosses an epoch end (replay)
-    items = check_resume(lambda: build_precomputed_lane(two, shards, 1))
+    items = check_resume(lambda: build_lane(two, shards, 1))
     assert len(items) == 2 * sum(
         json.loads(m.read_text())["sequences"] for m in out.glob("_xtok/precompute/lane0001.json"))
 
@@ -126,13 +126,13 @@ def test_mismatch_found_after_a_mid_shard_resume(made):
     """Resuming at an offset skips the shard's first sample (which holds the spec)."""
     _, pre, out = made
     shards = sorted(str(p) for p in out.glob("lane*.tar"))
-    lane = build_precomputed_lane(pre, shards, 0)
+    lane = build_lane(pre, shards, 0)
     next(lane)
     state = lane.state_dict()
     assert state["offset"] > 0
     bad = load_config(pipeline([f"{out}/"], "precomputed",
                                student={"tokenizer": "pkg:qwen2", "seq_len": 128}))
-    other = build_precomputed_lane(bad, shards, 0)
+    other = build_lane(bad, shards, 0)
     other.load_state_dict(state)
     with pytest.raises(ConfigError, match=r"student\.seq_len: saved 256 != now 128"):
         next(other)
@@ -206,7 +206,7 @@ def test_rerun_into_the_same_folder_leaves_no_stale_shards(local_shards, tmp_pat
     (tmp_path / lane0[1].rsplit("/", 1)[-1]).unlink()
     remaining = sorted(str(p) for p in tmp_path.glob("lane*.tar"))
     with pytest.raises(ConfigError, match="mixes runs or lost a shard"):
-        list(build_precomputed_lane(pre, remaining, 0))
+        list(build_lane(pre, remaining, 0))
 
 
 def test_unreadable_sample_names_shard_and_key(made, tmp_path):
@@ -222,7 +222,7 @@ def test_unreadable_sample_names_shard_and_key(made, tmp_path):
     bad = tmp_path / "lane0000-000000.tar"
     bad.write_bytes(data)
     with pytest.raises(DecodeError) as e:
-        next(build_precomputed_lane(pre, [str(bad)], 0))
+        next(build_lane(pre, [str(bad)], 0))
     assert "lane0000-000000.tar" in str(e.value) and "key=lane0000-00000000" in str(e.value)
 
 
@@ -277,15 +277,15 @@ def test_odd_members_follow_the_policy(made, tmp_path):
     clean, odd = _lane0_with_odd_members(out, tmp_path / "odd")
     with pytest.raises(SourceError, match=r"member 'evil.txt' at byte \d+ is a symlink.*"
                        r"odd_member: skip") as e:
-        list(build_precomputed_lane(pre, odd, 0))
+        list(build_lane(pre, odd, 0))
     assert e.value.url == odd[0] and e.value.key == "evil.txt"
     skip = pre.model_copy(update={"source": pre.source.model_copy(update={
         "on_bad_data": pre.source.on_bad_data.model_copy(update={"odd_member": "skip"})})})
-    lane = build_precomputed_lane(skip, odd, 0)
+    lane = build_lane(skip, odd, 0)
     got = [canonical(s) for s in lane]
-    assert got == [canonical(s) for s in build_precomputed_lane(pre, clean, 0)]
+    assert got == [canonical(s) for s in build_lane(pre, clean, 0)]
     assert lane.state_dict()["skipped"] == {"odd_member": 3}
-    check_resume(lambda: build_precomputed_lane(skip, odd, 0))
+    check_resume(lambda: build_lane(skip, odd, 0))
 
 
 def test_precomputed_reads_time_out_on_a_frozen_endpoint(made, s3):
@@ -309,9 +309,9 @@ def test_precomputed_reads_time_out_on_a_frozen_endpoint(made, s3):
                                                      "base_delay": 0.01})})
     t0 = time.perf_counter()
     try:
-        got = [canonical(s) for s in build_precomputed_lane(
+        got = [canonical(s) for s in build_lane(
             pre.model_copy(update={"source": src}), urls, 1)]
     finally:
         proxy.stop()
     assert proxy.injected["stall"] > 0 and time.perf_counter() - t0 < 40, proxy.gets
-    assert got == [canonical(s) for s in build_precomputed_lane(pre, shards, 1)]
+    assert got == [canonical(s) for s in build_lane(pre, shards, 1)]

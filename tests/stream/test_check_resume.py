@@ -99,7 +99,7 @@ def test_mux_and_batcher_resume_at_every_step(local_shards):
     batch gives the same batches: every tensor, the teachers' COO lists and the pieces."""
     shards, _ = local_shards
     cfg = _consumer_config(shards[:3])
-    items = check_resume(lambda: build_consumer(cfg, shards[:3], 0, 1).source, every=3)
+    items = check_resume(lambda: build_consumer(cfg, shards[:3]).source, every=3)
     assert len(items) > 10  # the mux alone (sequences from three lanes)
-    batches = check_resume(lambda: build_consumer(cfg, shards[:3], 0, 1), every=2)
+    batches = check_resume(lambda: build_consumer(cfg, shards[:3]), every=2)
     assert len(batches) > 3

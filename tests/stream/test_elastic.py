@@ -8,8 +8,8 @@ import pytest
 
 from tests.helpers import assert_exactly_once
 from xtok_stream.config import load_config
-from xtok_stream.dist.loader import Loader, merge_states
 from xtok_stream.errors import StateError
+from xtok_stream.loader import Loader, merge_states
 
 
 def config(shards, workers):

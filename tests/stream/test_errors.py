@@ -11,11 +11,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from xtok_stream.config import load_config
-from xtok_stream.dist.loader import Loader
 from xtok_stream.errors import (ConfigError, DecodeError, SampleTypeError, SampleValueError,
                                 SourceError, StateError, XtokError)
+from xtok_stream.loader import Loader
 from xtok_stream.io.shards import encode_shard
 from xtok_stream.io.tar import CorruptShardError
+from xtok_stream.loader import Loader
 
 text = st.text(min_size=0, max_size=40)
 opt = st.none() | st.text(min_size=1, max_size=20)

@@ -6,8 +6,8 @@ import torch
 from tests.faultproxy import FaultProxy
 from tests.helpers import assert_exactly_once
 from xtok_stream.config import load_config
-from xtok_stream.dist.loader import Loader
 from xtok_stream.errors import SourceError
+from xtok_stream.loader import Loader
 from xtok_stream.stages.read import DocumentReader
 
 pytestmark = pytest.mark.slow

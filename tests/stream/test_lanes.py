@@ -1,8 +1,12 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xtok_stream.dist.lanes import (
-    consumer_index, consumer_lanes, draw, lane_shards, num_consumers,
+from xtok_stream.lanes import (
+    consumer_index,
+    consumer_lanes,
+    draw,
+    lane_shards,
+    num_consumers,
 )
 
 

@@ -6,8 +6,8 @@ import torch
 
 from tests.helpers import assert_exactly_once
 from xtok_stream.config import load_config
-from xtok_stream.dist.loader import Loader
 from xtok_stream.errors import ConfigError, StateError
+from xtok_stream.loader import Loader
 
 
 def config(shards, **over):

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from tests.helpers import assert_exactly_once
 from xtok_stream.cli.main import main as cli_main
 from xtok_stream.config import load_config
-from xtok_stream.dist.loader import Loader, merge_states
 from xtok_stream.errors import ConfigError, StateError
+from xtok_stream.loader import Loader, merge_states
 from xtok_stream.pipeline import build_lane
 from xtok_stream.stages.mix import choose, mix_shards, source_pipeline
 from xtok_stream.testing import check_resume
@@ -272,8 +272,8 @@ def test_tar_arrow_and_precomputed_in_one_mixture_with_a_teacher(tmp_path, small
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from xtok_stream.convert.precompute import precompute
     from xtok_stream.io.shards import write_shards
-    from xtok_stream.precompute import precompute
 
     base = {"student": {"tokenizer": "pkg:qwen2", "seq_len": 128}, "num_lanes": LANES,
             "seed": 2, "batch_size": 4, "teachers": [{"tokenizer": "pkg:mistral-v3"}]}
@@ -334,7 +334,7 @@ def test_bad_mixture_configs_are_refused(mix_s3, local_shards):
         load_config({"sources": [{"name": "a", "urls": ["x.tar"], "weight": 1},
                                  {"name": "a", "urls": ["y.tar"], "weight": 1}],
                      "student": {"tokenizer": "pkg:qwen2"}})
-    from xtok_stream.precompute import precompute
+    from xtok_stream.convert.precompute import precompute
 
     with pytest.raises(ConfigError, match="--precompute runs one source"):
         precompute(mixture(urls, opts), "unused-out")

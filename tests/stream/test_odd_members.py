@@ -9,8 +9,8 @@ import tarfile
 import pytest
 
 from xtok_stream.config import BadDataConfig, load_config
-from xtok_stream.dist.loader import Loader
 from xtok_stream.errors import SourceError, StateError
+from xtok_stream.loader import Loader
 from xtok_stream.stages.read import DocumentReader
 from xtok_stream.testing import check_resume
 

@@ -24,7 +24,7 @@ class ListSource:
         if self.i >= len(self.texts):
             raise StopIteration
         self.i += 1
-        return Document(f"d{self.i - 1}", self.texts[self.i - 1], "mem", self.i - 1)
+        return Document(f"d{self.i - 1}", self.texts[self.i - 1], "mem", row=self.i - 1)
 
     def state_dict(self):
         return {"kind": "list", "v": 1, "i": self.i}

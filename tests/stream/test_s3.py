@@ -11,9 +11,9 @@ import s3fs
 
 from tests.helpers import assert_exactly_once
 from xtok_stream.config import RetryConfig, load_config
-from xtok_stream.dist.loader import Loader
 from xtok_stream.errors import SourceError
 from xtok_stream.io.urls import expand_urls
+from xtok_stream.loader import Loader
 from xtok_stream.stages.read import DocumentReader
 
 

@@ -12,9 +12,9 @@ import pytest
 
 from tests.helpers import assert_exactly_once
 from xtok_stream.config import load_config
-from xtok_stream.dist.loader import Loader
 from xtok_stream.errors import StateError
 from xtok_stream.io.shards import write_shards
+from xtok_stream.loader import Loader
 
 
 def _tree(prefix):
@@ -25,13 +25,13 @@ def _tree(prefix):
 def _rank(rank, init, prefix, extra_docs, out):
     import torch.distributed as dist
 
-    import xtok_stream.dist.loader as loader_mod
+    import xtok_stream.loader as loader_mod
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     dist.init_process_group("gloo", init_method=f"file://{init}", rank=rank, world_size=2)
     extra = Path(prefix) / "shard-000001x.tar"
     if rank == 0:  # a shard lands in the prefix right after rank 0's listing
-        real = loader_mod.expand_urls
+        real = loader_mod.source_urls
 
         def listing_then_upload(*args, **kwargs):
             found = real(*args, **kwargs)
@@ -39,7 +39,7 @@ def _rank(rank, init, prefix, extra_docs, out):
             (Path(prefix) / "tmp-extra" / "shard-000000.tar").rename(extra)
             return found
 
-        loader_mod.expand_urls = listing_then_upload
+        loader_mod.source_urls = listing_then_upload
     else:
         deadline = time.monotonic() + 120
         while not extra.exists() and time.monotonic() < deadline:
@@ -56,7 +56,7 @@ def _rank(rank, init, prefix, extra_docs, out):
         try:
             Loader(load_config(_tree(prefix + "/")), shards=mine)
             result["explicit"] = "accepted"
-        except Exception as exc:  # noqa: BLE001 - reported to the test
+        except Exception as exc:  # reported to the test
             result["explicit"] = f"{type(exc).__name__}: {exc}"
     finally:
         Path(out).write_text(json.dumps(result))

@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from xtok_stream.config import BadDataConfig, load_config
-from xtok_stream.dist.loader import Loader
 from xtok_stream.errors import StateError
 from xtok_stream.io.shards import write_shards
+from xtok_stream.loader import Loader
 from xtok_stream.pipeline import build_lane
 from xtok_stream.stages.read import DocumentReader
 from xtok_stream.stages.read_arrow import ArrowDocumentReader

@@ -6,7 +6,7 @@ import pytest
 from xtok_stream.align import Aligner, byte_table
 from xtok_stream.align.chunks import chunk_coo
 from xtok_stream.config import load_config
-from xtok_stream.dist.loader import Loader
+from xtok_stream.loader import Loader
 from xtok_stream.pipeline import build_lane
 from xtok_stream.testing import check_resume
 

@@ -27,13 +27,13 @@ from .text import side_spans, text_align_kernel
 
 
 class UnalignedReason(IntEnum):
-    """Why a token is in no chunk."""
+    """Why a token is in no chunk. Values are stable (batches and logs a trainer kept may
+    hold them); 5 is retired (an unused ``DIVERGED``: text without resync forms one chunk)."""
 
     SPECIAL_UNPAIRED = core.R_SPECIAL_UNPAIRED  # BOS/EOS/control token with no partner there
     TRUNCATED_TAIL = core.R_TRUNCATED_TAIL  # beyond the bytes the other side holds
     UNK = core.R_UNK  # <unk> in a tail (inside a chunk it only makes the chunk non-exact)
     PAD = core.R_PAD  # masked out by align_batch, or an unpaired pad token
-    DIVERGED = core.R_DIVERGED  # reserved: no resync found (today such text forms one chunk)
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ class Alignment:
         )
         return [(int(i), UnalignedReason(int(r))) for i, r in zip(idx, why)]
 
-    def swapped(self) -> "Alignment":
+    def swapped(self) -> Alignment:
         """The same alignment seen from the teacher's side."""
         m = self.metrics
         return Alignment(
@@ -116,7 +116,7 @@ class Alignment:
             ),
         )  # fmt: skip
 
-    def _embedded(self, s_lo: int, n_s: int, t_lo: int, n_t: int) -> "Alignment":
+    def _embedded(self, s_lo: int, n_s: int, t_lo: int, n_t: int) -> Alignment:
         """This alignment of a row slice placed back in rows of n_s/n_t; the rest is PAD."""
 
         def side(lo, n_inner, n, un, why, skip):
@@ -195,7 +195,7 @@ class Aligner:
         marks byte-equal chunks exact; ``align_text`` proves them by text positions."""
         return {"student": self.student_table.mode, "teacher": self.teacher_table.mode}
 
-    def warmup(self) -> "Aligner":
+    def warmup(self) -> Aligner:
         """Compile (or load from numba's cache) every kernel, so timings exclude it."""
         s = np.flatnonzero(self.student_table.lengths > 0)[:8]
         t = np.flatnonzero(self.teacher_table.lengths > 0)[:8]

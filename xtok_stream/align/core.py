@@ -42,7 +42,7 @@ from numba import njit
 
 # Mirrors tables.Role and aligner.UnalignedReason (numba needs plain ints).
 TEXT, BOS, EOS, PAD, UNK, CONTROL = 0, 1, 2, 3, 4, 5
-R_SPECIAL_UNPAIRED, R_TRUNCATED_TAIL, R_UNK, R_PAD, R_DIVERGED = 1, 2, 3, 4, 5
+R_SPECIAL_UNPAIRED, R_TRUNCATED_TAIL, R_UNK, R_PAD = 1, 2, 3, 4  # 5 retired (was DIVERGED)
 SPACE = 32
 
 

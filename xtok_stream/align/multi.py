@@ -13,8 +13,9 @@ exact when every student token of it sits in an exact chunk of that teacher.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -79,7 +80,8 @@ def joint_refinement(alignments: Sequence[Alignment], n_student: int) -> JointAl
         else:
             exact.append(np.zeros(n_joint, bool))
         t_spans.append(span)
-    return JointAlignment(spans, cid, t_spans, aligned, np.array(exact, dtype=bool).reshape(len(alignments), n_joint))
+    exact_arr = np.array(exact, dtype=bool).reshape(len(alignments), n_joint)
+    return JointAlignment(spans, cid, t_spans, aligned, exact_arr)
 
 
 class MultiAligner:
@@ -90,7 +92,7 @@ class MultiAligner:
             raise ConfigError("MultiAligner needs at least one teacher tokenizer")
         self.aligners = [Aligner(student_tokenizer, t, **kwargs) for t in teacher_tokenizers]
 
-    def warmup(self) -> "MultiAligner":
+    def warmup(self) -> MultiAligner:
         for a in self.aligners:
             a.warmup()
         return self

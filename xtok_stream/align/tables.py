@@ -163,7 +163,8 @@ def _family(spec: dict, model: Any = None) -> tuple[str, bool]:
 
 # Probe decoded both ways at build time: the table is "lossless" only if the bytes of the ids the
 # tokenizer gives for it are the probe's own UTF-8 (a dummy-prefix space allowed in front).
-PROBE = "Hello,  World!\n\tdef f(x):\n    return x_1 + 2  # naïve café Ünïcode\n日本語のテキスト Привет 😀 ﬁ ½\r\n"
+PROBE = ("Hello,  World!\n\tdef f(x):\n    return x_1 + 2  # naïve café Ünïcode\n"
+         "日本語のテキスト Привет 😀 ﬁ ½\r\n")
 
 
 def _utf8_spans(big: str, char_lens: np.ndarray) -> tuple[np.ndarray, np.ndarray, bytes]:
@@ -284,7 +285,7 @@ def _verify(table: ByteTable, backend: Any) -> bool:
 
 
 _LOCK = threading.Lock()
-_BY_OBJECT: "weakref.WeakKeyDictionary[Any, ByteTable]" = weakref.WeakKeyDictionary()
+_BY_OBJECT: weakref.WeakKeyDictionary[Any, ByteTable] = weakref.WeakKeyDictionary()
 _BY_NAME: dict[str, ByteTable] = {}
 
 

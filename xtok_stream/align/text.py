@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .core import UNK, TEXT, _is_special, _tail_reason, _unpaired
+from .core import TEXT, UNK, _is_special, _tail_reason, _unpaired
 
 
 @njit(cache=True)

@@ -211,7 +211,7 @@ class MistralCommonRenderer:
         req = ChatCompletionRequest(messages=[{"role": r, "content": c} for r, c in messages])
         try:
             ids = self.mt.encode_chat_completion(req).tokens
-        except Exception as exc:  # noqa: BLE001 - mistral-common's validation errors
+        except Exception as exc:  # mistral-common's validation errors
             raise ValueError(f"{self.where}: mistral-common refused the conversation: {exc}") from exc
         blob = b"".join(self._bytes[i] for i in ids)
         text = blob.decode("utf-8", errors="replace")

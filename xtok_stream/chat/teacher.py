@@ -25,14 +25,14 @@ from ..errors import DecodeError
 from ..records import PackedSequence
 from ..stages.teacher import _aligner
 from ..stages.teacher import collate as collate_teacher
-from ..state import Passthrough
+from ..state import StatefulMap
 from .config import ChatConfig
 from .render import renderer
 
 TEMPLATE_UNPAIRED = 16  # beside align.UnalignedReason's codes: a template run with no partner
 
 
-class ChatTeacher(Passthrough):
+class ChatTeacher(StatefulMap):
     KIND, VERSION = "chat_teacher", 1
 
     def __init__(self, source, *, student: str, teacher: TeacherConfig, max_len: int,

@@ -85,7 +85,7 @@ def main(args) -> int:
         raise ConfigError("--precompute has no chat mode yet: convert with --messages-field, "
                           "then stream the shards with a chat: pipeline (docs/chat.md)")
     if args.precompute:
-        from ..precompute.cli import main as precompute_main
+        from .precompute import main as precompute_main
 
         return precompute_main(args)
     from ..convert import ConvertConfig, convert

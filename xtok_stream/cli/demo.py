@@ -51,7 +51,7 @@ def build_demo_shards(out: Path, samples_per_shard: int) -> list[str]:
 
 def main(args) -> int:
     from ..config import load_config
-    from ..dist.loader import Loader
+    from ..loader import Loader
     from ..progress import StreamProgress
     from ..tokenizers import load_tokenizer
 

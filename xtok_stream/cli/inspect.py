@@ -25,10 +25,10 @@ def add_arguments(p) -> None:
 
 def main(args) -> int:
     from ..config import load_config
-    from ..dist.loader import Loader
     from ..errors import ConfigError
     from ..inspect import page, render_text, row_view
     from ..io.statefile import load_state
+    from ..loader import Loader
 
     if args.batch < 0:
         raise ConfigError(f"--batch must be >= 0, got {args.batch}")

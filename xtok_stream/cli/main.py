@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     except XtokError as exc:
         print(f"xtok {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except Exception as exc:  # noqa: BLE001 - a bug or an unexpected fault: one line, not a trace
+    except Exception as exc:  # a bug or an unexpected fault: one line, not a trace
         if args.verbose:
             raise
         print(f"xtok {args.command}: error: {type(exc).__name__}: {exc} "

@@ -73,8 +73,8 @@ def _teacher_hash(t: dict, b: int) -> str:
 
 def main(args) -> int:
     from ..config import load_config
-    from ..dist.loader import Loader
     from ..io.statefile import load_state, save_state
+    from ..loader import Loader
 
     config = load_config(args.pipeline, args.set)
     if args.save_every and not args.save_state:

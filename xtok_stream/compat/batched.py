@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -46,7 +47,7 @@ class BatchedDict(dict):
                 return len(v)
         return 0
 
-    def to(self, device: Any) -> "BatchedDict":
+    def to(self, device: Any) -> BatchedDict:
         """Move every tensor (also inside nested BatchedDicts) to ``device``, in place, and
         return self, as upstream does."""
         for k, v in self.items():
@@ -56,7 +57,7 @@ class BatchedDict(dict):
                 v.to(device)
         return self
 
-    def select_indices(self, indices: Any) -> "BatchedDict":
+    def select_indices(self, indices: Any) -> BatchedDict:
         """A new batch holding rows ``indices`` (a list or a 1-D integer tensor), in that order."""
         idx = torch.as_tensor(indices, dtype=torch.int64).reshape(-1)
         rows = idx.tolist()
@@ -75,14 +76,14 @@ class BatchedDict(dict):
                 out[k] = [v[i] for i in rows]
         return out
 
-    def slice(self, start: int, end: int) -> "BatchedDict":
+    def slice(self, start: int, end: int) -> BatchedDict:
         """Rows ``start:end``."""
         return self.select_indices(list(range(start, end)))
 
-    def shard_by_batch_size(self, shards: int, batch_size: Optional[int] = None,
+    def shard_by_batch_size(self, shards: int, batch_size: int | None = None,
                             allow_uneven_shards: bool = False,
                             dynamic_batching_args: Any = None,
-                            sequence_packing_args: Any = None) -> list["BatchedDict"]:
+                            sequence_packing_args: Any = None) -> list[BatchedDict]:
         """``shards`` batches, as upstream's method (see the module docstring)."""
         if dynamic_batching_args is not None or sequence_packing_args is not None:
             raise ConfigError(
@@ -110,7 +111,7 @@ class BatchedDict(dict):
 
 
 @functools.lru_cache(maxsize=1)
-def nemo_rl_api() -> Optional[tuple[type, Callable, Callable]]:
+def nemo_rl_api() -> tuple[type, Callable, Callable] | None:
     """``(BatchedDataDict, rl_collate_fn, batched_message_log_to_flat_message)`` from nemo_rl, or
     None when it is not importable (or too old to have them). Looked up once per process: a
     failed import is not cached by Python and would search the path on every batch."""

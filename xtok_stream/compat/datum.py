@@ -27,7 +27,7 @@ field. Input dicts are never modified (upstream writes ``token_loss_mask`` into 
 from __future__ import annotations
 
 from numbers import Integral, Real
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -88,7 +88,7 @@ def is_datum(sample: Any) -> bool:
     return isinstance(sample, dict) and "message_log" in sample
 
 
-def simple_rows(data_batch: list) -> tuple[list, list, list, Optional[list]]:
+def simple_rows(data_batch: list) -> tuple[list, list, list, list | None]:
     """``(ids, masks or None, multipliers, texts or None)`` of simple samples."""
     rows, masks, mult = [], [], []
     for i, sample in enumerate(data_batch):
@@ -135,7 +135,7 @@ def stream_samples(batch: dict) -> list[dict]:
 
 
 def collate_simple(data_batch: list, pad_token_id: int, divisible_by: int,
-                   bdict: type = BatchedDict) -> tuple[Any, Optional[list]]:
+                   bdict: type = BatchedDict) -> tuple[Any, list | None]:
     """The student batch of simple samples (``bdict`` of ``input_ids``, ``input_lengths``,
     ``token_mask``, ``sample_mask`` = ``loss_multiplier``) and their texts (or None)."""
     rows, masks, mult, texts = simple_rows(data_batch)
@@ -163,7 +163,7 @@ def collate_simple(data_batch: list, pad_token_id: int, divisible_by: int,
 
 
 # -- DatumSpec form ------------------------------------------------------------------------------
-def prepare_datums(data_batch: list) -> tuple[list[dict], Optional[list[str]]]:
+def prepare_datums(data_batch: list) -> tuple[list[dict], list[str] | None]:
     """Checked shallow copies of DatumSpecs (messages copied too, ``token_ids`` as int64 and the
     role-based ``token_loss_mask`` filled in) and the texts (``extra_env_info["raw_text"]`` when
     every sample has one, else None)."""

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from typing import Any, Optional, TypedDict
+from typing import Any, TypedDict
 
 import numpy as np
 import torch
@@ -74,7 +74,7 @@ _LEGACY = {"use_align_fast": "the aligner here is always the fast, exact one"}
 _warned: set[str] = set()
 
 
-def _check_spec(spec: Any, i: int) -> Optional[dict]:
+def _check_spec(spec: Any, i: int) -> dict | None:
     if spec is None:
         return None
     if not isinstance(spec, dict):
@@ -155,9 +155,9 @@ class CrossTokenizerCollator:
         self,
         pad_token_id: int,
         make_sequence_length_divisible_by: int,
-        teacher_ct_specs: list[Optional[TeacherCTSpec]],
-        fallback_student_tokenizer_name: Optional[str] = None,
-        use_nemo_rl: Optional[bool] = None,
+        teacher_ct_specs: list[TeacherCTSpec | None],
+        fallback_student_tokenizer_name: str | None = None,
+        use_nemo_rl: bool | None = None,
     ) -> None:
         if int(make_sequence_length_divisible_by) < 1:
             raise ConfigError(
@@ -176,7 +176,7 @@ class CrossTokenizerCollator:
 
     # -- pickling: primitives only; tokenizers/aligners are rebuilt in each worker -------------
     def _reset_lazy(self) -> None:
-        self._aligners: Optional[list] = None
+        self._aligners: list | None = None
         self._student_tokenizer: Any = None
         self._projections: dict[int, Any] = {}
 
@@ -265,7 +265,7 @@ class CrossTokenizerCollator:
         return self._projections[teacher_index]
 
     # -- the batch -----------------------------------------------------------------------------
-    def _api(self) -> Optional[tuple]:
+    def _api(self) -> tuple | None:
         return None if self.use_nemo_rl is False else nemo_rl_api()
 
     def __call__(self, data_batch: list[dict]) -> Any:
@@ -279,7 +279,7 @@ class CrossTokenizerCollator:
             out, texts = collate_simple(data_batch, self.pad_token_id, self.make_seq_div_by, bdict)
         input_ids, sample_mask = out["input_ids"], out["sample_mask"]
         lengths = [int(n) for n in out["input_lengths"]]
-        per_teacher: list[Optional[dict]] = []
+        per_teacher: list[dict | None] = []
         if any(s is not None for s in self.teacher_ct_specs):
             if texts is None:  # decode the unpadded rows: pads never leak into the teacher's text
                 texts = self._get_student_tokenizer().batch_decode(
@@ -298,7 +298,7 @@ class CrossTokenizerCollator:
         out["per_teacher_ct_data"] = per_teacher
         return out
 
-    def _collate_datums(self, data_batch: list, api: Optional[tuple]) -> tuple[Any, Optional[list]]:
+    def _collate_datums(self, data_batch: list, api: tuple | None) -> tuple[Any, list | None]:
         """Upstream's path: rl_collate_fn, role-based masks, flatten, the training keys."""
         datums, texts = prepare_datums(data_batch)
         collate, flatten_fn = (api[1], api[2]) if api else (rl_collate, flatten)

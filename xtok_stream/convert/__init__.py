@@ -5,6 +5,7 @@
 ``engines``   local process pool, Ray, array-job slot from the environment
 ``manifest``  ``manifest.json`` from results/markers; ``--finalize`` checks every shard
 ``run``       the driver ``convert()`` used by ``xtok convert``
+``precompute`` ``xtok convert --precompute``: every lane of a pipeline run once into shards
 """
 
 from .plan import ConvertConfig, Plan

@@ -43,7 +43,7 @@ def expand(path: str, storage_options: dict[str, Any] | None = None,
             raise SourceError("eval data not found", url=path)
     except SourceError:
         raise
-    except Exception as exc:  # noqa: BLE001 - any backend error, named here
+    except Exception as exc:  # any backend error, named here
         raise SourceError(f"cannot list eval data: {exc}", url=path) from exc
     if not found:
         raise SourceError(f"no {'/'.join(suffixes)} files match", url=path)

@@ -3,7 +3,8 @@
 A distillation eval compares teacher and student on the *same* prompt, so each record is encoded
 once per tokenizer and the teacher ids are aligned to the student ids with
 the pipeline's :class:`~xtok_stream.align.Aligner` (per teacher, with that teacher's
-``max_comb_len``) plus :func:`~xtok_stream.align.joint_refinement`, the chunking all teachers share. Prompts are encoded without special tokens by default, as the packer does;
+``max_comb_len``) plus :func:`~xtok_stream.align.joint_refinement`, the chunking all teachers
+share. Prompts are encoded without special tokens by default, as the packer does;
 ``add_special_tokens=True`` lets each tokenizer follow its own convention (a BOS it adds stays
 unpaired in the alignment unless the other side has one too).
 
@@ -130,7 +131,7 @@ class EvalDataset(torch.utils.data.Dataset):
                                      **aligner_kwargs)
 
     @classmethod
-    def from_pipeline(cls, records: Sequence[EvalRecord], config: Any, **kwargs: Any) -> "EvalDataset":
+    def from_pipeline(cls, records: Sequence[EvalRecord], config: Any, **kwargs: Any) -> EvalDataset:
         student, teachers = pipeline_tokenizers(config)
         return cls(records, student, teachers, **kwargs)
 

@@ -39,7 +39,7 @@ def _call(url: str, policy: RetryPolicy, what: str, fn):
             raise SourceError(f"{type(exc).__name__}: {exc}", url=url) from exc
         except SourceError:
             raise
-        except Exception as exc:  # noqa: BLE001 - transient by default, bounded below
+        except Exception as exc:  # transient by default, bounded below
             attempt += 1
             policy.counters["retries"] += 1
             if attempt >= policy.max_attempts:

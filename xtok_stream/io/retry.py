@@ -141,7 +141,7 @@ class _S3Stream:
         async def call():
             try:
                 return await asyncio.wait_for(fn(*args, **kwargs), self._timeout)
-            except asyncio.TimeoutError as exc:
+            except TimeoutError as exc:
                 raise TimeoutError(f"no answer for {self._timeout:g} s "
                                    "(source.retry.read_timeout)") from exc
 
@@ -185,7 +185,7 @@ class ResilientFile(io.RawIOBase):
                 self.size = _SIZES[self.url]
             return _S3Stream(self._fs, self._path, self.pos, self.size, self.policy.read_timeout)
         if "file" in _protocols(self._fs):  # local disk: the OS file, no fsspec layer
-            f = open(self._path, "rb", buffering=0)  # noqa: SIM115 - closed in close()
+            f = open(self._path, "rb", buffering=0)  # closed in close()
             if self.size is None:
                 self.size = os.fstat(f.fileno()).st_size
             if self.pos:
@@ -206,7 +206,7 @@ class ResilientFile(io.RawIOBase):
             try:
                 return await asyncio.wait_for(self._fs._info(self._path),
                                               self.policy.read_timeout)
-            except asyncio.TimeoutError as exc:
+            except TimeoutError as exc:
                 raise TimeoutError(f"no answer for {self.policy.read_timeout:g} s "
                                    "(source.retry.read_timeout)") from exc
 
@@ -223,7 +223,7 @@ class ResilientFile(io.RawIOBase):
                 raise SourceError(f"{type(exc).__name__}: {exc}", url=self.url) from exc
             except SourceError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - sorted by is_transient just below
+            except Exception as exc:  # sorted by is_transient just below
                 if not is_transient(exc):
                     raise SourceError(
                         f"read failed at byte {self.pos}: {type(exc).__name__}: {exc} (a "
@@ -244,13 +244,13 @@ class ResilientFile(io.RawIOBase):
         if self._f is not None:
             try:
                 self._f.close()
-            except Exception:  # noqa: BLE001 - the handle is broken anyway
+            except Exception:  # the handle is broken anyway
                 pass
             self._f = None
         try:
             self._f = self._open()
             self.policy.counters["reopens"] += 1
-        except Exception as exc:  # noqa: BLE001 - a transient one: the next attempt reopens
+        except Exception as exc:  # a transient one: the next attempt reopens
             if not is_transient(exc):
                 raise
             self._f = None

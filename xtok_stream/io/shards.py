@@ -24,7 +24,6 @@ from urllib.parse import quote
 
 import fsspec
 
-
 _BAD_SLASH = re.compile(r"^/|/$|/(?=/)")
 
 

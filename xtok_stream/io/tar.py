@@ -117,7 +117,7 @@ def _members(url: str, f, base: int, max_member_bytes: int | None
         where = f"after member '{name}' (header at byte {header})" if name else f"at byte {base}"
         raise CorruptShardError(f"corrupt or truncated tar {where}: {exc}", url=url,
                                 at=after) from exc
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise SourceError(f"read failed: {type(exc).__name__}: {exc}", url=url) from exc
 
 

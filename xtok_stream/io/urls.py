@@ -10,6 +10,8 @@ in its order (whatever else lies there is not read).
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Sequence
 from typing import Any
 
 import fsspec
@@ -19,6 +21,28 @@ from ..errors import SourceError
 
 SHARD_SUFFIXES = (".tar",)
 ARROW_SUFFIXES = (".parquet", ".arrow", ".feather", ".ipc")  # source.format: arrow
+LANE_SHARD = re.compile(r"(?:^|/)lane(\d+)-(\d+)\.tar$")  # source.format: precomputed
+
+
+def suffixes(fmt: str) -> tuple[str, ...]:
+    """The file endings a prefix of ``source.format`` ``fmt`` lists (arrow: tables, else tars)."""
+    return ARROW_SUFFIXES if fmt == "arrow" else SHARD_SUFFIXES
+
+
+def source_urls(source) -> list[str]:
+    """One source's shard URLs (``source.urls`` expanded with its format's suffixes);
+    ``source`` is a :class:`~xtok_stream.config.SourceConfig`."""
+    return expand_urls(source.urls, source.storage_options, suffixes=suffixes(source.format))
+
+
+def lane_urls(shards: Sequence[str], lane: int) -> list[str]:
+    """The URLs of ``lane``'s precomputed shards (``lane{L}-{k}.tar``), in ``k`` order."""
+    found = []
+    for url in shards:
+        m = LANE_SHARD.search(url)
+        if m and int(m.group(1)) == lane:
+            found.append((int(m.group(2)), url))
+    return [u for _, u in sorted(found)]
 
 
 def _join(protocol: str | tuple, path: str) -> str:
@@ -63,7 +87,7 @@ def expand_urls(urls: list[str], storage_options: dict[str, Any] | None = None,
                         found = sorted(fs.glob(path))
                 except SourceError:
                     raise
-                except Exception as exc:  # noqa: BLE001 - any backend error, named below
+                except Exception as exc:  # any backend error, named below
                     raise SourceError(f"cannot list shards: {exc}", url=url) from exc
                 if not found:
                     raise SourceError("no shards match (source.urls)", url=url)

@@ -12,16 +12,16 @@ tar sample; ``source.format: precomputed`` streams them back without tokenizing 
     DIR/text/                 text shards, when INPUT was Parquet/Arrow/JSONL (not tar)
 
 ``spec``   what must match between the shards and the pipeline streaming them (fingerprint)
-``write``  one lane -> its shards (``precompute()`` drives all lanes on an engine)
 ``read``   ``PrecomputedReader``: one lane's sequences, cursor ``{epoch, slot, offset}``
-``cli``    the ``--precompute`` flow of ``xtok convert``
+
+Writing lives above the pipeline (it runs it): ``convert/precompute.py`` (``precompute()``
+drives all lanes on an engine) and ``cli/precompute.py`` (the ``--precompute`` flow of
+``xtok convert``); ``pipeline.py`` wires the reader. This package imports neither.
 
 See docs/precompute.md.
 """
 
-from .read import PrecomputedReader, build_precomputed_lane
+from .read import PrecomputedReader
 from .spec import check_spec, pipeline_spec
-from .write import precompute
 
-__all__ = ["PrecomputedReader", "build_precomputed_lane", "check_spec", "pipeline_spec",
-           "precompute"]
+__all__ = ["PrecomputedReader", "check_spec", "pipeline_spec"]

@@ -28,52 +28,36 @@ foreign cursor is a StateError); ``skipped`` counts the odd members dropped so f
 
 from __future__ import annotations
 
-import functools
 import io
 import json
-import re
-from collections.abc import Iterator, Mapping, Sequence
+import tarfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-import tarfile
-
-from ..config import BadDataConfig, PipelineConfig, RetryConfig
+from ..config import BadDataConfig, RetryConfig
 from ..cursor import SequenceCursor
 from ..errors import ConfigError, DecodeError, StateError, XtokError
 from ..io.retry import RetryPolicy
 from ..io.tar import CorruptShardError, TarSample, iter_samples, read_sample_at
+from ..io.urls import lane_urls
 from ..records import PackedSequence, Piece
-from .spec import check_spec, pipeline_spec, spec_fingerprint
+from .spec import check_spec, spec_fingerprint
 
-_NAME = re.compile(r"(?:^|/)lane(\d+)-(\d+)\.tar$")
 _FIELDS = ("student_spans", "teacher_spans", "exact", "metrics")
-
-
-def lane_urls(shards: Sequence[str], lane: int) -> list[str]:
-    """The URLs of ``lane``'s precomputed shards, in shard order."""
-    found = []
-    for url in shards:
-        m = _NAME.search(url)
-        if m and int(m.group(1)) == lane:
-            found.append((int(m.group(2)), url))
-    return [u for _, u in sorted(found)]
 
 
 def _array(raw: bytes) -> np.ndarray:
     return np.lib.format.read_array(io.BytesIO(raw), allow_pickle=False)
 
 
-@functools.lru_cache(maxsize=8)
-def _expected(config_json: str) -> tuple[dict, str]:
-    """(spec, fingerprint) of a pipeline, once per process (hashing tokenizers costs ~0.1 s)."""
-    spec = pipeline_spec(PipelineConfig.model_validate_json(config_json))
-    return spec, spec_fingerprint(spec)
-
-
 class PrecomputedReader:
-    """Iterates one lane's precomputed sequences. Construction does no I/O."""
+    """Iterates one lane's precomputed sequences. Construction does no I/O.
+
+    ``spec`` returns the reading pipeline's spec (:func:`~xtok_stream.precompute.spec.pipeline_spec`
+    of the config ``pipeline.py`` validated once); it is called at the first read, not here,
+    because hashing the tokenizers reads their files."""
 
     KIND, VERSION = "precomputed", 3
 
@@ -82,7 +66,8 @@ class PrecomputedReader:
         shards: Sequence[str],
         *,
         lane: int,
-        config: PipelineConfig,
+        teachers: Sequence[str],
+        spec: Callable[[], Mapping],
         epochs: int | None = 1,
         storage_options: Mapping[str, Any] | None = None,
         retry: RetryConfig | None = None,
@@ -90,14 +75,15 @@ class PrecomputedReader:
     ):
         self.lane, self.epochs = lane, epochs
         self.urls = lane_urls(shards, lane)
-        self.teachers = [t.key for t in config.teachers]
+        self.teachers = list(teachers)
         self.storage_options = dict(storage_options or {})
         r = retry or RetryConfig()
         self.retry = RetryPolicy(r.max_attempts, r.base_delay, r.max_delay,
                                  read_timeout=r.read_timeout)
         self.skip_odd = (bad_data or BadDataConfig()).odd_member == "skip"
         self._skipped = 0
-        self._config_json = config.model_dump_json()
+        self._spec_of = spec
+        self._spec: Mapping | None = None
         self._fp: str | None = None
         self._epoch = self._slot = self._offset = 0
         self._index = 0  # the next sequence's index in the lane: shards must be contiguous
@@ -144,7 +130,8 @@ class PrecomputedReader:
 
     def __next__(self) -> PackedSequence:
         if self._fp is None:
-            self._fp = _expected(self._config_json)[1]
+            self._spec = self._spec_of()
+            self._fp = spec_fingerprint(self._spec)
         sample = self._next_sample()
         url = self.urls[self._slot]
         seq = self._decode(sample, url)
@@ -201,7 +188,7 @@ class PrecomputedReader:
                     .astype(np.int64)}
             for field in _FIELDS:
                 view[field] = _array(self._member(sample, f"{name}.{field}.npy", url))
-            for field in ("student_spans", "teacher_spans"):  # stored narrow (see write.py)
+            for field in ("student_spans", "teacher_spans"):  # stored narrow (convert/precompute.py)
                 view[field] = view[field].astype(np.int32)
             view["n_student"] = length
             seq.extras[name] = {k: view[k] for k in ("input_ids", "student_spans",
@@ -219,7 +206,7 @@ class PrecomputedReader:
         if saved is None:
             raise ConfigError(f"precomputed shard {url} has fingerprint {meta.get('fingerprint')!r}"
                               f" != this pipeline's {self._fp!r} and no spec to compare")
-        check_spec(saved, _expected(self._config_json)[0], url=url)
+        check_spec(saved, self._spec, url=url)
         raise ConfigError(f"precomputed shard {url}: fingerprint differs but the spec matches "
                           "(written by another version?); re-run `xtok convert --precompute`")
 
@@ -251,15 +238,3 @@ class PrecomputedReader:
     def close(self) -> None:
         self._close_it()
 
-
-def build_precomputed_lane(config: PipelineConfig, shards: list[str], lane: int
-                           ) -> PrecomputedReader:
-    """What ``pipeline.build_lane`` returns for ``source.format: precomputed``."""
-    if not any(_NAME.search(u) for u in shards):
-        shown = ", ".join(shards[:3]) + (", ..." if len(shards) > 3 else "")
-        raise ConfigError(f"source.format: precomputed, but no shard among source.urls is named "
-                          f"lane{{L}}-{{k}}.tar ({shown}); point source.urls at the --out folder "
-                          "of `xtok convert --precompute`")
-    return PrecomputedReader(shards, lane=lane, config=config, epochs=config.epochs,
-                             storage_options=config.source.storage_options,
-                             retry=config.source.retry, bad_data=config.source.on_bad_data)

@@ -24,8 +24,9 @@ import json
 import os
 import pickle
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -109,7 +110,7 @@ def _safe_torch_load(path: str) -> Any:
             f"strings, tuples and dicts{what}, and unpickling it could run code (torch.load "
             f"weights_only=True). Re-save the projection as a plain dict of tensors/numbers"
         ) from exc
-    except Exception as exc:  # noqa: BLE001 - corrupt/truncated file: name it
+    except Exception as exc:  # corrupt/truncated file: name it
         raise ConfigError(f"{path}: cannot read this torch file: {exc}") from exc
 
 
@@ -177,7 +178,7 @@ def _from_safetensors(path: str, n_student, n_teacher) -> Projection:
             arrays = {k: f.get_tensor(k) for k in need}
     except ConfigError:
         raise
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise ConfigError(f"{path}: cannot read this safetensors file: {exc}") from exc
     for k, a in arrays.items():
         if a.ndim != 1:

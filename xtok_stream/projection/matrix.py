@@ -53,7 +53,7 @@ class Projection:
 
     @classmethod
     def from_coo(cls, student_ids, teacher_ids, weights, n_student: int, n_teacher: int, *,
-                 meta: dict | None = None, source: str = "projection") -> "Projection":
+                 meta: dict | None = None, source: str = "projection") -> Projection:
         """Validate, coalesce and wrap COO arrays; ``source`` names the file in errors."""
         s = np.asarray(student_ids, dtype=np.int64).reshape(-1)
         t = np.asarray(teacher_ids, dtype=np.int64).reshape(-1)
@@ -95,10 +95,10 @@ class Projection:
         """float64 [rows]: the sum of each row's weights (0 for an empty row)."""
         return np.bincount(self.rows, weights=self.weights, minlength=self.shape[0])
 
-    def scaled(self, factor: float) -> "Projection":
+    def scaled(self, factor: float) -> Projection:
         return replace(self, weights=(self.weights * np.float32(factor)).astype(np.float32))
 
-    def reverse(self, *, normalize: bool = False) -> "Projection":
+    def reverse(self, *, normalize: bool = False) -> Projection:
         """The map in the other direction (teacher -> student after a forward one).
 
         Like the reference's ``create_reverse_projection_matrix`` (sparse format) this is the
@@ -149,7 +149,7 @@ class Projection:
 
     @classmethod
     def from_topk(cls, indices, likelihoods, n_teacher: int, *, source: str = "projection",
-                  meta: dict | None = None) -> "Projection":
+                  meta: dict | None = None) -> Projection:
         """Inverse of :meth:`topk` for a forward map: entries with index < 0 or weight 0 are
         dropped, so both paddings read back: -1 (the reference's, and what we write) and the
         legacy index 0 with weight 0."""

@@ -30,12 +30,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..records import PackedSequence
 from ..errors import StateError
-from ..state import Passthrough, within
+from ..records import PackedSequence
+from ..state import StatefulMap, within
 
 
-class Batcher(Passthrough):
+class Batcher(StatefulMap):
     KIND, VERSION = "batch", 1
 
     def __init__(

@@ -39,8 +39,9 @@ from fractions import Fraction
 from typing import Any
 
 from ..config import PipelineConfig, SourceConfig
-from ..dist.lanes import splitmix64
 from ..errors import ConfigError, StateError
+from ..io.urls import lane_urls, source_urls
+from ..lanes import splitmix64
 from ..records import PackedSequence
 from ..state import check_envelope, envelope, merge_metrics
 
@@ -186,8 +187,6 @@ def source_pipeline(config: PipelineConfig, i: int) -> PipelineConfig:
 def check_lanes(config: PipelineConfig, shards: Sequence[Sequence[str]],
                 lanes: Sequence[int]) -> None:
     """Every lane must read every source, or that lane's blend would silently drift."""
-    from ..precompute.read import lane_urls
-
     for i, (src, urls) in enumerate(zip(config.sources, shards)):
         for lane in lanes:
             empty = (not lane_urls(urls, lane)) if src.format == "precomputed" else len(urls) <= lane
@@ -201,11 +200,7 @@ def check_lanes(config: PipelineConfig, shards: Sequence[Sequence[str]],
 
 def mix_shards(config: PipelineConfig) -> list[list[str]]:
     """Each source's shard list (URL expansion, as for one source), checked for every lane."""
-    from ..io.urls import ARROW_SUFFIXES, SHARD_SUFFIXES, expand_urls
-
-    out = [expand_urls(s.urls, s.storage_options,
-                       suffixes=ARROW_SUFFIXES if s.format == "arrow" else SHARD_SUFFIXES)
-           for s in config.sources]
+    out = [source_urls(s) for s in config.sources]
     check_lanes(config, out, range(config.num_lanes))
     return out
 

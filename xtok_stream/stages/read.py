@@ -18,10 +18,10 @@ from typing import Any
 
 from ..config import BadDataConfig, RetryConfig
 from ..cursor import SKIP_KINDS, DocumentCursor
-from ..dist.lanes import lane_shards
 from ..errors import DecodeError, SourceError, StateError
 from ..io.retry import RetryPolicy, open_resilient
 from ..io.tar import CorruptShardError, Oversized, TarSample, iter_samples, read_sample_at
+from ..lanes import lane_shards
 from ..records import Document
 
 __all__ = ["SKIP_KINDS", "DocumentReader", "LaneReader"]
@@ -220,7 +220,7 @@ class DocumentReader(LaneReader):
         if self._part:  # only a window of a huge member can be "in the middle"
             raise self._bad_part(url, sample.key, len(raw))
         return Document(sample.key, self._decode(raw, sample.key, sample.offset, url), url,
-                        sample.offset, self._epoch, self._slot)
+                        self._epoch, self._slot, byte_offset=sample.offset)
 
     def _read_window(self, url: str, raw: Oversized, start: int) -> bytes:
         want = min(self.bad.max_document_bytes, raw.size - start)
@@ -259,7 +259,7 @@ class DocumentReader(LaneReader):
         final = start + len(window) >= raw.size
         window = window[: _cut(window, final)]
         text = self._decode(window, sample.key, sample.offset, url)
-        doc = Document(sample.key, text, url, sample.offset, self._epoch, self._slot,
+        doc = Document(sample.key, text, url, self._epoch, self._slot, byte_offset=sample.offset,
                        char_base=self._part_chars, last_part=final)
         if final:
             self._part = self._part_chars = 0
@@ -347,8 +347,8 @@ class DocumentReader(LaneReader):
         sample = read_sample_at(url, self.storage_options, offset, retry=self.retry,
                                 odd_member=lambda error: None)
         raw = self._raw_text(sample, url)
-        return Document(sample.key, self._decode(raw, sample.key, offset, url), url, offset,
-                        epoch, slot)
+        return Document(sample.key, self._decode(raw, sample.key, offset, url), url, epoch, slot,
+                        byte_offset=offset)
 
     def fetch_many(self, positions: Sequence[Sequence[int]]) -> list[Document]:
         """Batched re-fetch (shuffle restore): one sequential read per shard, from the lowest
@@ -373,7 +373,7 @@ class DocumentReader(LaneReader):
                                              "huge document, which is never buffered")
                         found[(epoch, slot, sample.offset)] = Document(
                             sample.key, self._decode(raw, sample.key, sample.offset, url), url,
-                            sample.offset, epoch, slot)
+                            epoch, slot, byte_offset=sample.offset)
                     if not want or sample.offset >= last:
                         break
             finally:

@@ -4,7 +4,7 @@ The same contract as :class:`~xtok_stream.stages.read.DocumentReader` (tar shard
 pack and teacher stages run unchanged on top:
 
 * **Partition unit = one file.** Lanes take files exactly as they take tar shards
-  (:func:`~xtok_stream.dist.lanes.lane_shards`), so planning needs only the URL list: no
+  (:func:`~xtok_stream.lanes.lane_shards`), so planning needs only the URL list: no
   metadata read at construction or in the Loader. (Row groups as units would give finer lanes
   but need every file's footer before any lane knows its share.) Use at least ``num_lanes``
   files.
@@ -34,20 +34,18 @@ Worked example, two files of 3 rows, ``num_lanes=1``, no shuffle, ``val_split=0.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from ..chat.messages import native_text
-from ..config import PipelineConfig
-from ..dist.lanes import splitmix64
 from ..cursor import DocumentCursor
 from ..errors import ConfigError, DecodeError, StateError
 from ..io.arrow import TableFile, open_table
 from ..io.records_in import _stem, default_key
 from ..io.shards import safe_key
+from ..lanes import splitmix64
 from ..records import Document
 from .read import LaneReader, _cut, _Skip
 
@@ -59,7 +57,7 @@ def stem_hash(stem: str) -> int:
 
 
 def _splitmix64_np(x: np.ndarray) -> np.ndarray:
-    """:func:`~xtok_stream.dist.lanes.splitmix64` on a uint64 array (wrapping arithmetic)."""
+    """:func:`~xtok_stream.lanes.splitmix64` on a uint64 array (wrapping arithmetic)."""
     x = x + np.uint64(0x9E3779B97F4A7C15)
     x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
@@ -88,15 +86,18 @@ class ArrowDocumentReader(LaneReader):
     KIND, VERSION = "read_arrow", 2  # v2: the row is the cursor's "offset" (ShardCursor)
 
     def __init__(self, files: Sequence[str], *, text_field: str = "text",
-                 val_split: float = 0.0, split: str = "train", messages: bool = False,
-                 **kwargs: Any):
+                 val_split: float = 0.0, split: str = "train",
+                 native: Callable[..., Any] | None = None, **kwargs: Any):
         if split not in ("train", "validation"):
             raise ConfigError(f"source.split must be train or validation, got {split!r}")
         if split == "validation" and val_split <= 0:
             raise ConfigError("source.split: validation needs source.val_split > 0")
         super().__init__(files, text_field=text_field, **kwargs)
         self.val_split, self.split = float(val_split), split
-        self.messages = messages  # chat mode: a list<struct> column holds the conversations
+        # chat mode: a list<struct> column holds the conversations; ``native(value, url=, key=,
+        # field=)`` turns one into its JSON text (chat.messages.native_text, given by the pipeline)
+        self.native = native
+        self.messages = native is not None
         self._epoch = self._slot = self._row = self._part = self._part_chars = 0
         self._files: dict[str, TableFile] = {}  # at most 2 open: the current one, the last fetch
         self._units: dict[str, tuple[int, pa.Array, np.ndarray]] = {}  # url -> (unit, col, keep)
@@ -142,7 +143,8 @@ class ArrowDocumentReader(LaneReader):
                               key="schema", field=self.text_field)
 
     def _text(self, value: Any, key: str, row: int, url: str) -> str:
-        value = native_text(value, url=url, key=key, field=self.text_field)
+        if self.native is not None:
+            value = self.native(value, url=url, key=key, field=self.text_field)
         if value is None:
             self._policy("missing_field", DecodeError(
                 f"row {row}: '{self.text_field}' is null; source.on_bad_data.missing_field: skip "
@@ -164,7 +166,7 @@ class ArrowDocumentReader(LaneReader):
     def _document(self, text: str, key: str, url: str) -> Document:
         limit = self.bad.max_document_bytes
         if self._part == 0 and (len(text) <= limit // 4 or len(text.encode()) <= limit):
-            return Document(key, text, url, self._row, self._epoch, self._slot)
+            return Document(key, text, url, self._epoch, self._slot, row=self._row)
         if self.bad.huge_document != "split":
             self._policy("huge_document", DecodeError(
                 f"row {self._row}: document of {len(text.encode()):,} bytes exceeds "
@@ -179,7 +181,7 @@ class ArrowDocumentReader(LaneReader):
         window = data[start: start + limit]
         final = start + len(window) >= len(data)
         part = window[: _cut(window, final)].decode("utf-8")
-        doc = Document(key, part, url, self._row, self._epoch, self._slot,
+        doc = Document(key, part, url, self._epoch, self._slot, row=self._row,
                        char_base=self._part_chars, last_part=final)
         if final:
             self._part = self._part_chars = 0
@@ -248,8 +250,8 @@ class ArrowDocumentReader(LaneReader):
             raise StateError(f"row {row} is past the end of {url} ({tf.num_rows} rows)")
         start, col, _ = self._unit(tf, row)
         key = safe_key(default_key(_stem(url), row))
-        return Document(key, self._text(col[row - start].as_py(), key, row, url), url, row,
-                        epoch, slot)
+        return Document(key, self._text(col[row - start].as_py(), key, row, url), url, epoch,
+                        slot, row=row)
 
     # -- state ----------------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -270,13 +272,3 @@ class ArrowDocumentReader(LaneReader):
         self._units.clear()
         self._encoded = None
 
-
-def build_arrow_reader(config: PipelineConfig, shards: list[str], lane: int) -> ArrowDocumentReader:
-    src = config.source
-    return ArrowDocumentReader(
-        shards, lane=lane, num_lanes=config.num_lanes, seed=config.seed, epochs=config.epochs,
-        shuffle_shards=config.shuffle.shards, text_field=config.sample_field,
-        messages=config.chat is not None,
-        storage_options=src.storage_options, bad_data=src.on_bad_data, retry=src.retry,
-        val_split=src.val_split, split=src.split,
-    )

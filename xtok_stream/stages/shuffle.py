@@ -23,8 +23,8 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 
-from ..dist.lanes import draw
 from ..errors import StateError
+from ..lanes import draw
 from ..records import Document
 from ..state import check_fields, envelope, get_int, nested, within
 from .read import LaneReader

@@ -25,10 +25,9 @@ import torch
 from ..align import Aligner
 from ..align.chunks import chunk_coo, chunk_ids
 from ..config import TeacherConfig
-from ..errors import ConfigError
+from ..errors import ConfigError, StateError
 from ..records import PackedSequence
-from ..errors import StateError
-from ..state import Passthrough, within
+from ..state import StatefulMap, within
 from ..tokenizers import load_tokenizer
 
 
@@ -49,7 +48,9 @@ def _aligner(student: str, teacher: str, max_comb_len: int) -> Aligner:
     return Aligner(load_tokenizer(student), load_tokenizer(teacher), max_comb_len=max_comb_len)
 
 
-class TeacherTokenizer(Passthrough):
+class TeacherAligner(StatefulMap):
+    """Tokenizes every sequence's texts with the teacher and aligns them to the student's."""
+
     KIND, VERSION = "teacher", 1
 
     def __init__(self, source: Any, *, student: str, teacher: TeacherConfig, max_len: int):
@@ -64,7 +65,7 @@ class TeacherTokenizer(Passthrough):
             self._aligner = _aligner(self.student, self.teacher.tokenizer, self.teacher.max_comb_len)
         self._ready = True
 
-    def __iter__(self) -> TeacherTokenizer:
+    def __iter__(self) -> TeacherAligner:
         return self
 
     def __next__(self) -> PackedSequence:

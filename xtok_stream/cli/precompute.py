@@ -8,7 +8,7 @@ Two flows, chosen by the inputs:
 * anything else (Parquet, Arrow, JSONL, HF folders): converted first, exactly as plain
   ``xtok convert`` would, into ``DIR/text/``; those shards are the source.
 
-Then every lane is precomputed into ``DIR/`` (``xtok_stream.precompute.write``). The on-the-fly
+Then every lane is precomputed into ``DIR/`` (``xtok_stream.convert.precompute``). The on-the-fly
 stream that the precomputed one reproduces batch for batch is the pipeline YAML with
 ``source.urls`` = those source shards. ``--engine/--workers/--ray-address/--storage-option/
 --no-progress`` apply to both steps; array-job options do not apply.
@@ -28,9 +28,9 @@ def is_tar_input(specs: list[str]) -> bool:
 def main(args) -> int:
     from ..config import load_config
     from ..convert import ConvertConfig, convert
+    from ..convert.precompute import PIPELINE, check_teacher_names, precompute
     from ..io.urls import expand_urls
-    from ..cli.options import storage_options
-    from .write import PIPELINE, check_teacher_names, precompute
+    from .options import storage_options
 
     if args.finalize or args.plan_only or args.array or args.task_index is not None \
             or args.task_count is not None:

@@ -20,11 +20,14 @@ lists) so a resume on another list is refused naming the shards that differ.
 
 State (JSON)::
 
-    {"kind": "xtok_loader", "v": 2, "fingerprint": ..., "config": {...stream shape...},
+    {"kind": "xtok_loader", "v": 3, "fingerprint": ..., "config": {...stream shape...},
      "shards": {"count", "fingerprint", "urls" (<= 256 shards, else null)},
      "topology": {"world_size", "num_workers"}, "step": 12,
      "lanes": {"0": {...lane cursor...}, ...},
-     "ranks": {"0": {"next_worker": 1, "rr": {"0": 2, "1": 0}}, ...}}
+     "ranks": {"0": {"next_worker": 1, "next_lane": {"0": 2, "1": 0}}, ...}}
+
+``next_lane`` is, per worker, the position of the lane its mux asks next (v2 called it ``rr``).
+Lane cursors are opaque here: the consumer's state is split and merged by ``pipeline.py``.
 """
 
 from __future__ import annotations
@@ -38,18 +41,19 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from ..config import PipelineConfig
-from ..errors import ConfigError, SourceError, StateError, XtokError
-from ..io.urls import ARROW_SUFFIXES, SHARD_SUFFIXES, expand_urls
-from ..pipeline import build_consumer
-from ..stages.mix import mix_metrics, mix_shards
-from ..state import check_envelope, diff_fields, fingerprint, get_int, merge_metrics, nested
-from ..tokenizers import tokenizer_sha256
+from .config import PipelineConfig
+from .errors import ConfigError, SourceError, StateError, XtokError
+from .io.urls import source_urls
 from .lanes import consumer_index, consumer_lanes, num_consumers
+from .pipeline import build_consumer, consumer_state, empty_batch, split_consumer_state
+from .stages.mix import mix_metrics, mix_shards
+from .state import check_envelope, diff_fields, fingerprint, get_int, merge_metrics, nested
+from .tokenizers import tokenizer_sha256
 
 log = logging.getLogger(__name__)
 
-KIND, VERSION = "xtok_loader", 2  # v2: deny-list config, tokenizers hashed by file bytes
+KIND, VERSION = "xtok_loader", 3  # v2: deny-list config, tokenizers hashed by file bytes;
+# v3: ranks.N.rr -> ranks.N.next_lane (mux v2)
 _META = "_xtok"
 
 
@@ -74,10 +78,7 @@ def list_shards(config: PipelineConfig) -> list:
     """The shard URLs of ``source.urls`` (for a mixture: one list per source, stages/mix.py)."""
     if config.sources is not None:
         return mix_shards(config)
-    return expand_urls(
-        config.source.urls, config.source.storage_options,
-        suffixes=ARROW_SUFFIXES if config.source.format == "arrow" else SHARD_SUFFIXES,
-    )
+    return source_urls(config.source)
 
 
 def _flat(shards: list) -> list[str]:
@@ -133,23 +134,20 @@ def agree_on_shards(config: PipelineConfig, shards: list[str] | None, group) -> 
 class ConsumerDataset(IterableDataset):
     """What each DataLoader worker iterates: one consumer, restored from its cursor."""
 
-    def __init__(self, config, shards, *, rank, world_size, worker_states, rotation):
+    def __init__(self, config, shards, *, owned, worker_states, rotation):
         self.config, self.shards = config, shards
-        self.rank, self.world_size = rank, world_size
+        self.owned = owned  # worker -> the lanes its consumer reads (computed once, by the loader)
         self.worker_states, self.rotation = worker_states, rotation
 
     def __iter__(self) -> Iterator[dict]:
         nw = self.config.num_workers
         info = get_worker_info()  # the one torch global read, at the process boundary
         w = ((info.id if info is not None else 0) + self.rotation) % max(1, nw)
-        stream = build_consumer(
-            self.config, self.shards,
-            consumer_index(self.rank, w, nw), num_consumers(self.world_size, nw),
-        )
+        stream = build_consumer(self.config, self.shards, self.owned[w])
         if w in self.worker_states:
             try:
                 stream.load_state_dict(self.worker_states[w])
-            except StateError as exc:  # the batch/mux envelope is ours: name the loader's path
+            except StateError as exc:  # name the loader's path: lanes.3..., not source.lanes.3...
                 raise StateError(str(exc).removeprefix("source.")) from exc
         try:
             try:
@@ -228,7 +226,7 @@ class Loader:
     def reset(self) -> None:
         """Back to the start of the stream (fresh cursors)."""
         self._lanes: dict[str, Any] = {}
-        self._rr: dict[int, int] = {}
+        self._next_lane: dict[int, int] = {}  # per worker: its mux's next lane position
         self._metrics: dict[int, dict] = {}  # per worker: its consumer's metrics
         self._next_worker = 0
         self._step = 0
@@ -238,11 +236,8 @@ class Loader:
         states = {}
         for w, lanes in self._owned.items():
             mine = {str(l): self._lanes[str(l)] for l in lanes if str(l) in self._lanes}
-            if mine or w in self._rr:
-                states[w] = {
-                    "kind": "batch", "v": 1,
-                    "source": {"kind": "mux", "v": 1, "rr": self._rr.get(w, 0), "lanes": mine},
-                }
+            if mine or w in self._next_lane:
+                states[w] = consumer_state(mine, self._next_lane.get(w, 0))
         return states
 
     def _any_rank_has(self, has: bool) -> bool:
@@ -255,7 +250,7 @@ class Loader:
     def __iter__(self) -> Iterator[dict]:
         cfg = self.config
         dataset = ConsumerDataset(
-            cfg, self.shards, rank=self.rank, world_size=self.world_size,
+            cfg, self.shards, owned=self._owned,
             worker_states=self._worker_states(), rotation=self._next_worker,
         )
         kwargs: dict[str, Any] = {"batch_size": None, "num_workers": cfg.num_workers,
@@ -286,14 +281,13 @@ class Loader:
                     return
                 if real is None:
                     if padding is None:
-                        padding = build_consumer(cfg, self.shards, 0, 1).empty_batch()
+                        padding = empty_batch(cfg)
                     batch = padding
                 else:
                     batch, w, meta = real
                     self._metrics[w] = meta["metrics"]
-                    mux = json.loads(meta["state"])["source"]
-                    self._rr[w] = mux["rr"]
-                    self._lanes.update(mux["lanes"])
+                    self._next_lane[w], lanes = split_consumer_state(json.loads(meta["state"]))
+                    self._lanes.update(lanes)
                 self._step += 1
                 yield batch
         finally:
@@ -321,7 +315,7 @@ class Loader:
     def batch_metrics(self, batch: Mapping) -> dict[str, float]:
         """A flat dict of this batch's alignment metrics and the loader's counters, for a
         trainer's logger (see ``xtok_stream.metrics``)."""
-        from ..metrics import batch_metrics
+        from .metrics import batch_metrics
 
         return batch_metrics(batch, self)
 
@@ -339,7 +333,7 @@ class Loader:
             "lanes": {k: v for k, v in self._lanes.items() if k in owned},
             "ranks": {str(self.rank): {
                 "next_worker": self._next_worker,
-                "rr": {str(w): r for w, r in self._rr.items()},
+                "next_lane": {str(w): n for w, n in self._next_lane.items()},
             }},
         }
 
@@ -354,6 +348,10 @@ class Loader:
 
     def load_state_dict(self, state: Mapping) -> None:
         """Restore a (local or global) state; any topology may load it."""
+        if isinstance(state, Mapping) and state.get("kind") == KIND and state.get("v") == 2:
+            raise StateError(f"ranks.*.rr: '{KIND}' v2 state (per-worker field 'rr', renamed "
+                             f"'next_lane' in v{VERSION}) is not supported; states written by "
+                             "another version of xtok_stream cannot be resumed")
         check_envelope(state, KIND, VERSION, ("fingerprint", "config", "shards", "lanes", "ranks"))
         if state["fingerprint"] != self._fingerprint:
             diffs = diff_fields(state["config"], self._shape)
@@ -380,20 +378,21 @@ class Loader:
             "world_size": self.world_size, "num_workers": self.config.num_workers
         }
         mine = ranks.get(str(self.rank))
-        next_worker, rr = 0, {}
+        next_worker, next_lane = 0, {}
         if same and mine is not None:
             with nested(f"ranks.{self.rank}"):
-                if not isinstance(mine, Mapping) or not isinstance(mine.get("rr"), Mapping):
-                    raise StateError("must be {next_worker: int, rr: {worker: int}}")
+                if not isinstance(mine, Mapping) or not isinstance(mine.get("next_lane"), Mapping):
+                    raise StateError("must be {next_worker: int, next_lane: {worker: int}}")
                 next_worker = get_int(mine, "next_worker", KIND, hi=self._workers - 1)
-                for w, r in mine["rr"].items():
+                for w in mine["next_lane"]:
                     if not (isinstance(w, str) and w.isdigit() and int(w) < self._workers):
-                        raise StateError(f"rr.{w}: not a worker of {self._workers}")
-                    with nested("rr"):
-                        rr[int(w)] = get_int(mine["rr"], w, KIND)
+                        raise StateError(f"next_lane.{w}: not a worker of {self._workers}")
+                    with nested("next_lane"):
+                        next_lane[int(w)] = get_int(mine["next_lane"], w, KIND,
+                                                    hi=max(0, len(self._owned[int(w)]) - 1))
         else:
             log.info("resuming under another topology: lanes regrouped, interleaving restarts")
         self.reset()
         self._lanes = dict(lanes)
         self._step = step
-        self._next_worker, self._rr = next_worker, rr
+        self._next_worker, self._next_lane = next_worker, next_lane

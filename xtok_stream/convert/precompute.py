@@ -36,9 +36,9 @@ from ..config import PipelineConfig
 from ..errors import ConfigError, XtokError
 from ..io.shards import ShardInfo, chunked, encode_shard, put_atomic
 from ..io.urls import expand_urls
+from ..precompute.spec import pipeline_spec, spec_fingerprint
 from ..records import PackedSequence
 from ..state import fingerprint
-from .spec import pipeline_spec, spec_fingerprint
 
 MARKERS = "_xtok/precompute"
 INDEX = "precompute.json"
@@ -219,7 +219,7 @@ def precompute(config: PipelineConfig, out: str, *, shards: list[str] | None = N
     """Run every lane of ``config`` once over ``shards`` (default: ``config.source.urls``
     expanded) and write the precomputed shards, ``precompute.json`` and ``pipeline.yaml`` under
     ``out``. Returns the ``precompute.json`` contents."""
-    from ..convert.engines import run_tasks
+    from .engines import run_tasks
 
     if sequences_per_shard < 1:
         raise ConfigError(f"sequences_per_shard must be >= 1, got {sequences_per_shard}")
