@@ -139,3 +139,28 @@ def test_pipeline_teacher_stage_aligns_in_text_space(local_shards):
                                                   "teacher": "wordpiece-lossy"}
     batch = next(iter(Loader(cfg)))
     assert batch["teachers"]["wp"]["metrics"]["exact_share"] > 0.9
+
+
+_PKG = ["pkg:qwen2", "pkg:mistral-v3", "pkg:deepseek-v4"]
+
+
+@pytest.mark.parametrize("student,teacher", [(s, t) for s in _PKG for t in _PKG if s != t])
+@pytest.mark.parametrize("text", [
+    "Hello there <unk> my friend [INST] this [/INST] goes on for a good while longer <|endoftext|>",
+    "<s>Hello there my friend <｜end▁of▁sentence｜>this goes on for a good while longer.</s>",
+    "Some text before <|endoftext|> and a lot of words after it, going on and on here.",
+])
+def test_literal_special_strings_are_no_truncated_tail(student, teacher, text):
+    """A special token's string written in a document (one side parses it, zero bytes; the other
+    spells it as text) at the end of the text once made the ids-only walk call the other side's
+    literal a TRUNCATED_TAIL. Both paths: every token in a chunk, no false exact chunk."""
+    from xtok_stream.tokenizers import load_tokenizer
+
+    a = Aligner(load_tokenizer(student), load_tokenizer(teacher))
+    s, t, at, ab = _both(a, text)
+    for al in (ab, at):
+        check_partition(al)
+        reasons = [r for _, r in al.unaligned("student") + al.unaligned("teacher")]
+        assert UnalignedReason.TRUNCATED_TAIL not in reasons, (al is ab, reasons)
+        assert false_exact(text, s, t, al) == []
+        assert al.exact.mean() > 0.7

@@ -139,7 +139,8 @@ class Alignment:
 
 
 def _table_args(t: ByteTable) -> tuple:
-    return (t.offsets, t.lengths, t.buf, t.role, t.special_key, t.dummy_prefix)
+    return (t.offsets, t.lengths, t.buf, t.role, t.special_key, t.dummy_prefix,
+            t.lit_offsets, t.lit_lengths)
 
 
 def _ids(x: Any, table: ByteTable, what: str) -> np.ndarray:

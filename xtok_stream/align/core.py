@@ -155,9 +155,30 @@ def _contains(keys, ids, lo, hi, key):
 
 
 @njit(cache=True)
+def _spelled(ids, k0, k1, loff, llen, lbuf, stream, p0, cum, j0, j1, need):
+    """A special-token string written in the text: the literals of ``ids[k0:k]`` (k <= k1) spell
+    ``stream[p0:cum[jj]]`` for an other-side boundary jj in (j0, j1]. Returns the first (k, jj),
+    or (-1, -1); with ``need`` >= 0 only jj == need counts (the other side's text end)."""
+    q = p0
+    for k in range(k0, k1):
+        ln = llen[ids[k]]
+        if ln == 0:
+            return -1, -1
+        o = loff[ids[k]]
+        for x in range(ln):
+            if q + x >= stream.shape[0] or stream[q + x] != lbuf[o + x]:
+                return -1, -1
+        q += ln
+        jj = np.searchsorted(cum[j0 + 1 : j1 + 1], q) + j0 + 1
+        if jj <= j1 and cum[jj] == q and (need < 0 or jj == need):
+            return k + 1, jj
+    return -1, -1
+
+
+@njit(cache=True)
 def align_kernel(
-    s_ids, s_off, s_len, s_buf, s_role, s_key, s_dummy,
-    t_ids, t_off, t_len, t_buf, t_role, t_key, t_dummy,
+    s_ids, s_off, s_len, s_buf, s_role, s_key, s_dummy, s_loff, s_llen,
+    t_ids, t_off, t_len, t_buf, t_role, t_key, t_dummy, t_loff, t_llen,
     nbytes, max_window,
 ):  # fmt: skip
     """Align two id sequences. Returns (chunks [K,5]: s0,s1,t0,t1,exact; s_un [U,2]: idx,reason;
@@ -209,6 +230,35 @@ def align_kernel(
             # between two separately tokenized documents still has the second one's dummy space.
             fresh_s = True
             fresh_t = True
+            # A special parsed from a literal string ("<|endoftext|>" in a document) on one side
+            # only: the other side spells it as text. Pair them as one non-exact chunk, so the
+            # byte positions after it stay in step (no repair, no truncated tail).
+            if j2 == j and j < t_end:
+                k, jj = _spelled(s_ids, i, i2, s_loff, s_llen, s_buf, tb, t_cum[j], t_cum,
+                                 j, t_end, -1)
+                if k > 0:
+                    chunks[nk, 0] = i
+                    chunks[nk, 1] = k
+                    chunks[nk, 2] = j
+                    chunks[nk, 3] = jj
+                    chunks[nk, 4] = 0
+                    nk += 1
+                    i = k
+                    j = jj
+                    continue
+            if i2 == i and i < s_end:
+                k, ii = _spelled(t_ids, j, j2, t_loff, t_llen, t_buf, sb, s_cum[i], s_cum,
+                                 i, s_end, -1)
+                if k > 0:
+                    chunks[nk, 0] = i
+                    chunks[nk, 1] = ii
+                    chunks[nk, 2] = j
+                    chunks[nk, 3] = k
+                    chunks[nk, 4] = 0
+                    nk += 1
+                    i = ii
+                    j = k
+                    continue
             while i < i2 and j < j2:
                 ks = s_key[s_ids[i]]
                 kt = t_key[t_ids[j]]
@@ -296,6 +346,34 @@ def align_kernel(
             i = i1
             j = j1
             continue
+        if x != 0 and hz >= ls and hz + d < t_cum[t_end]:
+            # The student's text ended but its trailing specials spell the teacher's rest: a
+            # literal special string at the end of the text, not a truncation.
+            k, jj = _spelled(s_ids, s_end, n, s_loff, s_llen, s_buf, tb, hz + d, t_cum,
+                             j, t_end, t_end)
+            if k > 0:
+                chunks[nk, 0] = i
+                chunks[nk, 1] = k
+                chunks[nk, 2] = j
+                chunks[nk, 3] = t_end
+                chunks[nk, 4] = 0
+                nk += 1
+                i = k
+                j = t_end
+                continue
+        if x != 0 and hz + d >= lt and hz < s_cum[s_end]:
+            k, ii = _spelled(t_ids, t_end, m, t_loff, t_llen, t_buf, sb, hz, s_cum,
+                             i, s_end, s_end)
+            if k > 0:
+                chunks[nk, 0] = i
+                chunks[nk, 1] = s_end
+                chunks[nk, 2] = j
+                chunks[nk, 3] = k
+                chunks[nk, 4] = 0
+                nk += 1
+                i = s_end
+                j = k
+                continue
         if x != 0 and (hz >= ls or hz + d >= lt):
             # One stream ended inside this chunk and everything before agreed: truncation.
             chunks[nk, 0] = i
