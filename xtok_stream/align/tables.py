@@ -181,6 +181,12 @@ def _utf8_spans(big: str, char_lens: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return starts.astype(np.int64), (byte_cum[char_cum[1:]] - starts).astype(np.int32), buf
 
 
+def _id_to_token(backend: Any, vocab: int) -> list[str | None]:
+    """Token string per id (None for holes) straight from the Rust tokenizer: the same strings as
+    ``convert_ids_to_tokens`` without its per-id Python wrapper (most of a 151k-id build)."""
+    return list(map(backend.id_to_token, range(vocab)))
+
+
 def build_byte_table(tokenizer: Any, name: str | None = None) -> ByteTable:
     """Build the table of an HF fast tokenizer (vectorised: ~0.3 s for 150k ids)."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
@@ -194,7 +200,7 @@ def build_byte_table(tokenizer: Any, name: str | None = None) -> ByteTable:
     }
     family, dummy = _family(spec, getattr(backend, "model", None))
     vocab = len(tokenizer)
-    tokens = tokenizer.convert_ids_to_tokens(list(range(vocab)))
+    tokens = _id_to_token(backend, vocab)
     role = np.zeros(vocab, np.int8)
     key = np.zeros(vocab, np.int64)
     overrides: dict[int, bytes] = {}
