@@ -48,6 +48,21 @@ def test_case3_repeated_substrings_never_pair_across_positions(qwen2, nfkc, text
     assert at.exact.sum() >= 3
 
 
+def test_case3_ids_only_shift_after_a_repair_is_not_exact(qwen2):
+    """Ids only: after a resync that skips far more on one side than on the other (a repeated
+    string further on), positions are unproven, so nothing after it is exact. Built from real
+    qwen2 ids: the teacher side lost 38 bytes after a divergence."""
+    a = Aligner(qwen2, qwen2)
+    text = "x = saved_change + 1; y = set_saved_change(z); w = saved_change * 2 and more text"
+    ids = np.array(qwen2.backend_tokenizer.encode(text, add_special_tokens=False).ids)
+    other = qwen2.backend_tokenizer.encode("x = ΩΩ" + text[text.index("_change(z)"):],
+                                           add_special_tokens=False).ids
+    ab = a.align(ids, np.array(other))
+    check_partition(ab)
+    (first_bad,) = np.flatnonzero(~ab.exact)[:1]
+    assert not ab.exact[first_bad:].any()  # "(z); w = ..." sits at other positions: not exact
+
+
 def test_case3_byte_mode_false_exact_is_what_text_mode_fixes(qwen2, nfkc):
     """The oracle does fail: bytes alone pair equal bytes at different places."""
     a = Aligner(qwen2, nfkc)
@@ -163,4 +178,4 @@ def test_literal_special_strings_are_no_truncated_tail(student, teacher, text):
         reasons = [r for _, r in al.unaligned("student") + al.unaligned("teacher")]
         assert UnalignedReason.TRUNCATED_TAIL not in reasons, (al is ab, reasons)
         assert false_exact(text, s, t, al) == []
-        assert al.exact.mean() > 0.7
+    assert at.exact.mean() > 0.7  # ids only may leave unproven positions non-exact
