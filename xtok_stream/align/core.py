@@ -165,6 +165,15 @@ def _lit_at(tid, loff, llen, lbuf, stream, p):
 
 
 @njit(cache=True)
+def _lit_in(tid, loff, llen, lbuf, stream, lo, hi):
+    """The literal string of special ``tid`` is written in ``stream[lo:hi]``."""
+    for p in range(lo, hi - llen[tid] + 1):
+        if _lit_at(tid, loff, llen, lbuf, stream, p):
+            return True
+    return False
+
+
+@njit(cache=True)
 def _lit_sum(ids, lo, hi, role, llen):
     """Literal bytes of the special tokens in ids[lo:hi] (their strings in the text)."""
     out = 0
@@ -446,11 +455,13 @@ def align_kernel(
         base += _lit_sum(s_ids, i, bi, s_role, s_llen) - _lit_sum(t_ids, j, bj, t_role, t_llen)
         nd = t_cum[bj] - s_cum[bi] if bi < n and bj < m else base
         while nd > base and bi < n and _is_special(s_role[s_ids[bi]]) and s_llen[s_ids[bi]] > 0 \
-                and s_llen[s_ids[bi]] <= nd - base:
+                and s_llen[s_ids[bi]] <= nd - base \
+                and _lit_in(s_ids[bi], s_loff, s_llen, s_buf, tb, t_cum[j], t_cum[bj]):
             base += s_llen[s_ids[bi]]
             bi += 1
         while nd < base and bj < m and _is_special(t_role[t_ids[bj]]) and t_llen[t_ids[bj]] > 0 \
-                and t_llen[t_ids[bj]] <= base - nd:
+                and t_llen[t_ids[bj]] <= base - nd \
+                and _lit_in(t_ids[bj], t_loff, t_llen, t_buf, sb, s_cum[i], s_cum[bi]):
             base -= t_llen[t_ids[bj]]
             bj += 1
         # A normaliser rewrites a few characters on one side (NFC é: 2 bytes vs 3; NFKC ½: 2 vs
