@@ -19,6 +19,7 @@ aligner) and compared with ids-only byte alignment (``Aligner.align``):
 
     .venv/bin/python benchmarks/bench_align_families.py              # writes results/align_families.md
     .venv/bin/python benchmarks/bench_align_families.py --builtin-text --samples 1 --out -
+    .venv/bin/python benchmarks/bench_align_families.py --families qwen2,mistral-v3,unigram
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ def outside(text, s, t, stok, ttok, al) -> tuple[int, int]:
     return int((~cover).sum()), int((bad | ~anyc).sum())
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     ap.add_argument("--builtin-text", action="store_true")
@@ -89,11 +90,17 @@ def main() -> None:
     ap.add_argument("--chars", type=int, default=16000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "align_families.md"))
-    args = ap.parse_args()
+    ap.add_argument("--families", default="",
+                    help="comma-separated subset of the families (default: all nine)")
+    args = ap.parse_args(argv)
     texts = BUILTIN_TEXTS if args.builtin_text or not args.corpus.exists() else load_corpus_texts(args.corpus)
     samples = samples_of(texts, args.samples, args.chars)
-    toks = {k: load_tokenizer(v) for k, v in BASE.items()}
-    toks.update({k: held_out(k) for k in HELD_OUT})
+    only = [f for f in args.families.split(",") if f]
+    unknown = sorted(set(only) - set(BASE) - set(HELD_OUT))
+    if unknown:
+        ap.error(f"--families: unknown {unknown}; choose from {sorted(BASE) + sorted(HELD_OUT)}")
+    toks = {k: load_tokenizer(v) for k, v in BASE.items() if not only or k in only}
+    toks.update({k: held_out(k) for k in HELD_OUT if not only or k in only})
     enc = {(k, i): encode_docs(tok, docs) for k, tok in toks.items() for i, docs in enumerate(samples)}
     rows = []
     for sn, stok in toks.items():
@@ -151,7 +158,8 @@ def main() -> None:
     else:
         Path(args.out).write_text(text)
         print(f"wrote {args.out}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

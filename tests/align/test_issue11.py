@@ -48,6 +48,21 @@ def test_case3_repeated_substrings_never_pair_across_positions(qwen2, nfkc, text
     assert at.exact.sum() >= 3
 
 
+def test_case3_ids_only_shift_after_a_repair_is_not_exact(qwen2):
+    """Ids only: after a resync that skips far more on one side than on the other (a repeated
+    string further on), positions are unproven, so nothing after it is exact. Built from real
+    qwen2 ids: the teacher side lost 38 bytes after a divergence."""
+    a = Aligner(qwen2, qwen2)
+    text = "x = saved_change + 1; y = set_saved_change(z); w = saved_change * 2 and more text"
+    ids = np.array(qwen2.backend_tokenizer.encode(text, add_special_tokens=False).ids)
+    other = qwen2.backend_tokenizer.encode("x = ΩΩ" + text[text.index("_change(z)"):],
+                                           add_special_tokens=False).ids
+    ab = a.align(ids, np.array(other))
+    check_partition(ab)
+    (first_bad,) = np.flatnonzero(~ab.exact)[:1]
+    assert not ab.exact[first_bad:].any()  # "(z); w = ..." sits at other positions: not exact
+
+
 def test_case3_byte_mode_false_exact_is_what_text_mode_fixes(qwen2, nfkc):
     """The oracle does fail: bytes alone pair equal bytes at different places."""
     a = Aligner(qwen2, nfkc)
@@ -139,3 +154,28 @@ def test_pipeline_teacher_stage_aligns_in_text_space(local_shards):
                                                   "teacher": "wordpiece-lossy"}
     batch = next(iter(Loader(cfg)))
     assert batch["teachers"]["wp"]["metrics"]["exact_share"] > 0.9
+
+
+_PKG = ["pkg:qwen2", "pkg:mistral-v3", "pkg:deepseek-v4"]
+
+
+@pytest.mark.parametrize("student,teacher", [(s, t) for s in _PKG for t in _PKG if s != t])
+@pytest.mark.parametrize("text", [
+    "Hello there <unk> my friend [INST] this [/INST] goes on for a good while longer <|endoftext|>",
+    "<s>Hello there my friend <｜end▁of▁sentence｜>this goes on for a good while longer.</s>",
+    "Some text before <|endoftext|> and a lot of words after it, going on and on here.",
+])
+def test_literal_special_strings_are_no_truncated_tail(student, teacher, text):
+    """A special token's string written in a document (one side parses it, zero bytes; the other
+    spells it as text) at the end of the text once made the ids-only walk call the other side's
+    literal a TRUNCATED_TAIL. Both paths: every token in a chunk, no false exact chunk."""
+    from xtok_stream.tokenizers import load_tokenizer
+
+    a = Aligner(load_tokenizer(student), load_tokenizer(teacher))
+    s, t, at, ab = _both(a, text)
+    for al in (ab, at):
+        check_partition(al)
+        reasons = [r for _, r in al.unaligned("student") + al.unaligned("teacher")]
+        assert UnalignedReason.TRUNCATED_TAIL not in reasons, (al is ab, reasons)
+        assert false_exact(text, s, t, al) == []
+    assert at.exact.mean() > 0.7  # ids only may leave unproven positions non-exact

@@ -400,3 +400,28 @@ def test_teacher_encoding_equals_the_references_call(texts, qwen2, teacher, max_
     assert torch.equal(entry["teacher_data"]["token_mask"], (enc["attention_mask"] > 0).float())
     if teacher == TEACHERS[0]:
         assert load_tokenizer(teacher).pad_token is None  # the shared cached tokenizer is untouched
+
+
+def test_raw_text_aligns_in_text_space(qwen2, texts):
+    """With raw_text the collator aligns by original-text positions (Aligner.align_text): a
+    WordPiece-uncased teacher (lossy byte table: lower-casing, no space tokens) gets its exact
+    chunks back; decoded rows (no raw_text) keep the ids-only path, which cannot prove them."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "align"))
+    from families import held_out_path
+
+    wp = str(held_out_path("wordpiece-uncased"))
+    coll = CrossTokenizerCollator(qwen2.pad_token_id, DIV, [spec(wp, 512)],
+                                  fallback_student_tokenizer_name=STUDENT)
+    rows = [t for t in texts if t][:6]
+    with_text = [{"input_ids": qwen2(t)["input_ids"], "raw_text": t} for t in rows]
+    without = [{"input_ids": s["input_ids"]} for s in with_text]
+
+    def share(batch):
+        pairs = [p for row in batch["per_teacher_ct_data"][0]["aligned_pairs"] for p in row]
+        return sum(p[6] for p in pairs) / len(pairs)
+
+    known, decoded = share(coll(with_text)), share(coll(without))
+    assert known > 0.95 and known > decoded + 0.15, (known, decoded)

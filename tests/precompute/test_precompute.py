@@ -60,6 +60,23 @@ def test_same_batches_as_on_the_fly(made):
         assert batches(pre, rank=rank, world_size=2) == batches(src, rank=rank, world_size=2)
 
 
+def test_batch_metrics_report_the_same_alignment_modes(made):
+    """The alignment mode per teacher is in the batch metrics of both paths, identically (derived
+    from the config: precomputed shards need not record it), and so is every other metric."""
+    src, pre, _ = made
+    got = []
+    for config in (src, pre):
+        loader = Loader(config)
+        # the loader's own counters (read retries of this run, ...) are not the batch's
+        got.append([{k: v for k, v in loader.batch_metrics(b).items()
+                     if not k.startswith("loader/")} for b in loader])
+    assert got[0] == got[1]
+    m = got[0][0]
+    assert m["teacher/mistral-v3/mode/byte_level/sentencepiece"] == 1.0
+    assert m["teacher/deepseek-v4/mode/byte_level/byte_level"] == 1.0
+    assert m["teacher/mistral-v3/text_space"] == 1.0 == m["teacher/deepseek-v4/text_space"]
+
+
 def test_same_batches_with_workers(made):
     src, pre, _ = made
     w2 = {"num_workers": 2}

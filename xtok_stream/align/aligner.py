@@ -139,7 +139,8 @@ class Alignment:
 
 
 def _table_args(t: ByteTable) -> tuple:
-    return (t.offsets, t.lengths, t.buf, t.role, t.special_key, t.dummy_prefix)
+    return (t.offsets, t.lengths, t.buf, t.role, t.special_key, t.dummy_prefix,
+            t.lit_offsets, t.lit_lengths)
 
 
 def _ids(x: Any, table: ByteTable, what: str) -> np.ndarray:
@@ -257,7 +258,8 @@ class Aligner:
         s = _ids(student_ids, self.student_table, "student_ids")
         t = _ids(teacher_ids, self.teacher_table, "teacher_ids")
         chunks, s_un, t_un, s_skip, t_skip, stats = core.align_kernel(
-            s, *self._s, t, *self._t, self.resync_bytes, self.max_window
+            s, *self._s, t, *self._t, self.resync_bytes, self.max_window,
+            self.student_table.lossless and self.teacher_table.lossless,
         )
         st, tt = self.student_table, self.teacher_table
         n_bad = 0

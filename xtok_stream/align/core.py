@@ -31,8 +31,13 @@ the other side has no space there. When one stream ends inside the other, the st
 form a non-exact chunk and the longer side's rest is unaligned (TRUNCATED_TAIL). A resync needs
 ``resync_bytes`` of agreement or both streams ending together: one stream's end is no agreement.
 
-This walk sees bytes only, so "exact" here means byte-equal under the walk's offset; where the
-text is known, ``text.py`` aligns by original-text positions instead (``Aligner.align_text``).
+Positions, not bytes alone: the walk keeps ``base``, the offset d at which both sides stand at
+the same place of the text, moved only by what it can account for (dummy-prefix skips, a special
+token parsed from its literal string on one side that the other side spells, an ``<unk>``, a
+repair that skips about as much on both sides, as a normaliser does). A chunk is exact only at
+d == base; after a lopsided resync (a repeated string further on) nothing is exact. With a
+``-lossy`` table these are still bytes, not proven text spans: where the text is known,
+``text.py`` aligns by original-text positions (``Aligner.align_text``).
 """
 
 from __future__ import annotations
@@ -147,6 +152,38 @@ def _tail_reason(role):
 
 
 @njit(cache=True)
+def _lit_at(tid, loff, llen, lbuf, stream, p):
+    """The literal string of special ``tid`` is written in ``stream`` at byte ``p``."""
+    ln = llen[tid]
+    if ln == 0 or p + ln > stream.shape[0]:
+        return False
+    o = loff[tid]
+    for x in range(ln):
+        if stream[p + x] != lbuf[o + x]:
+            return False
+    return True
+
+
+@njit(cache=True)
+def _lit_in(tid, loff, llen, lbuf, stream, lo, hi):
+    """The literal string of special ``tid`` is written in ``stream[lo:hi]``."""
+    for p in range(lo, hi - llen[tid] + 1):
+        if _lit_at(tid, loff, llen, lbuf, stream, p):
+            return True
+    return False
+
+
+@njit(cache=True)
+def _lit_sum(ids, lo, hi, role, llen):
+    """Literal bytes of the special tokens in ids[lo:hi] (their strings in the text)."""
+    out = 0
+    for k in range(lo, hi):
+        if _is_special(role[ids[k]]):
+            out += llen[ids[k]]
+    return out
+
+
+@njit(cache=True)
 def _contains(keys, ids, lo, hi, key):
     for k in range(lo, hi):
         if keys[ids[k]] == key:
@@ -155,10 +192,31 @@ def _contains(keys, ids, lo, hi, key):
 
 
 @njit(cache=True)
+def _spelled(ids, k0, k1, loff, llen, lbuf, stream, p0, cum, j0, j1, need):
+    """A special-token string written in the text: the literals of ``ids[k0:k]`` (k <= k1) spell
+    ``stream[p0:cum[jj]]`` for an other-side boundary jj in (j0, j1]. Returns the first (k, jj),
+    or (-1, -1); with ``need`` >= 0 only jj == need counts (the other side's text end)."""
+    q = p0
+    for k in range(k0, k1):
+        ln = llen[ids[k]]
+        if ln == 0:
+            return -1, -1
+        o = loff[ids[k]]
+        for x in range(ln):
+            if q + x >= stream.shape[0] or stream[q + x] != lbuf[o + x]:
+                return -1, -1
+        q += ln
+        jj = np.searchsorted(cum[j0 + 1 : j1 + 1], q) + j0 + 1
+        if jj <= j1 and cum[jj] == q and (need < 0 or jj == need):
+            return k + 1, jj
+    return -1, -1
+
+
+@njit(cache=True)
 def align_kernel(
-    s_ids, s_off, s_len, s_buf, s_role, s_key, s_dummy,
-    t_ids, t_off, t_len, t_buf, t_role, t_key, t_dummy,
-    nbytes, max_window,
+    s_ids, s_off, s_len, s_buf, s_role, s_key, s_dummy, s_loff, s_llen,
+    t_ids, t_off, t_len, t_buf, t_role, t_key, t_dummy, t_loff, t_llen,
+    nbytes, max_window, lossless,
 ):  # fmt: skip
     """Align two id sequences. Returns (chunks [K,5]: s0,s1,t0,t1,exact; s_un [U,2]: idx,reason;
     t_un; s_skip, t_skip: uint8 per token, leading bytes that are not text; stats [3]: repairs,
@@ -192,6 +250,11 @@ def align_kernel(
     fresh_t = True
     hz = -1
     hz_d = 0
+    # Positions, not bytes alone: ``base`` is the offset d at which both sides stand at the same
+    # position of the text (moved only by what is accounted for: dummy-prefix skips, literal
+    # special strings, an <unk>'s text). A chunk is exact only at d == base; a repair that shifts
+    # d otherwise leaves what follows unproven (a repeated substring further on, issue 11 case 3).
+    base = 0
     while i < n and j < m:
         rs = s_role[s_ids[i]]
         rt = t_role[t_ids[j]]
@@ -209,6 +272,37 @@ def align_kernel(
             # between two separately tokenized documents still has the second one's dummy space.
             fresh_s = True
             fresh_t = True
+            # A special parsed from a literal string ("<|endoftext|>" in a document) on one side
+            # only: the other side spells it as text. Pair them as one non-exact chunk, so the
+            # byte positions after it stay in step (no repair, no truncated tail).
+            if j2 == j and j < t_end:
+                k, jj = _spelled(s_ids, i, i2, s_loff, s_llen, s_buf, tb, t_cum[j], t_cum,
+                                 j, t_end, -1)
+                if k > 0:
+                    chunks[nk, 0] = i
+                    chunks[nk, 1] = k
+                    chunks[nk, 2] = j
+                    chunks[nk, 3] = jj
+                    chunks[nk, 4] = 0
+                    nk += 1
+                    base += t_cum[jj] - t_cum[j]
+                    i = k
+                    j = jj
+                    continue
+            if i2 == i and i < s_end:
+                k, ii = _spelled(t_ids, j, j2, t_loff, t_llen, t_buf, sb, s_cum[i], s_cum,
+                                 i, s_end, -1)
+                if k > 0:
+                    chunks[nk, 0] = i
+                    chunks[nk, 1] = ii
+                    chunks[nk, 2] = j
+                    chunks[nk, 3] = k
+                    chunks[nk, 4] = 0
+                    nk += 1
+                    base -= s_cum[ii] - s_cum[i]
+                    i = ii
+                    j = k
+                    continue
             while i < i2 and j < j2:
                 ks = s_key[s_ids[i]]
                 kt = t_key[t_ids[j]]
@@ -234,14 +328,25 @@ def align_kernel(
                     t_un[ut, 1] = _unpaired(t_role[t_ids[j]])
                     ut += 1
                     j += 1
+            # Left over on one side: a special added by its tokenizer (not in the text), or one
+            # parsed from its string where the other side spells it mid-token: then that string
+            # is text the positions must count.
+            acc = np.int64(0)
             while i < i2:
                 s_un[us, 0] = i
                 s_un[us, 1] = _unpaired(s_role[s_ids[i]])
+                if j >= j2 and j < m and _lit_at(s_ids[i], s_loff, s_llen, s_buf, tb, t_cum[j] + acc):
+                    acc += s_llen[s_ids[i]]
+                    base += s_llen[s_ids[i]]
                 us += 1
                 i += 1
+            acc = np.int64(0)
             while j < j2:
                 t_un[ut, 0] = j
                 t_un[ut, 1] = _unpaired(t_role[t_ids[j]])
+                if i >= i2 and i < n and _lit_at(t_ids[j], t_loff, t_llen, t_buf, sb, s_cum[i] + acc):
+                    acc += t_llen[t_ids[j]]
+                    base -= t_llen[t_ids[j]]
                 ut += 1
                 j += 1
             continue
@@ -256,11 +361,13 @@ def align_kernel(
                 ps += 1
                 s_skip[i] = 1
                 stats[1] += 1
+                base -= 1
         elif fresh_t and t_dummy and t_len[t_ids[j]] > 0 and tb[pt] == SPACE:
             if ps >= ls or sb[ps] != SPACE:
                 pt += 1
                 t_skip[j] = 1
                 stats[1] += 1
+                base += 1
         fresh_s = False
         fresh_t = False
         d = pt - ps
@@ -270,7 +377,7 @@ def align_kernel(
         # Walk one chunk: advance the side that is behind until both end at the same offset.
         i1 = i + 1
         j1 = j + 1
-        clean = s_role[s_ids[i]] != UNK and t_role[t_ids[j]] != UNK
+        clean = s_role[s_ids[i]] != UNK and t_role[t_ids[j]] != UNK and d == base
         x = s_cum[i1] + d - t_cum[j1]
         while x != 0:
             if x < 0:
@@ -296,6 +403,34 @@ def align_kernel(
             i = i1
             j = j1
             continue
+        if x != 0 and hz >= ls and hz + d < t_cum[t_end]:
+            # The student's text ended but its trailing specials spell the teacher's rest: a
+            # literal special string at the end of the text, not a truncation.
+            k, jj = _spelled(s_ids, s_end, n, s_loff, s_llen, s_buf, tb, hz + d, t_cum,
+                             j, t_end, t_end)
+            if k > 0:
+                chunks[nk, 0] = i
+                chunks[nk, 1] = k
+                chunks[nk, 2] = j
+                chunks[nk, 3] = t_end
+                chunks[nk, 4] = 0
+                nk += 1
+                i = k
+                j = t_end
+                continue
+        if x != 0 and hz + d >= lt and hz < s_cum[s_end]:
+            k, ii = _spelled(t_ids, t_end, m, t_loff, t_llen, t_buf, sb, hz, s_cum,
+                             i, s_end, s_end)
+            if k > 0:
+                chunks[nk, 0] = i
+                chunks[nk, 1] = s_end
+                chunks[nk, 2] = j
+                chunks[nk, 3] = k
+                chunks[nk, 4] = 0
+                nk += 1
+                i = s_end
+                j = k
+                continue
         if x != 0 and (hz >= ls or hz + d >= lt):
             # One stream ended inside this chunk and everything before agreed: truncation.
             chunks[nk, 0] = i
@@ -313,6 +448,30 @@ def align_kernel(
             stats[2] += 1
             bi = s_end
             bj = t_end
+        # Where the text stands after the repair: an <unk> inside stands for whatever bytes the
+        # other side holds there; special strings parsed on one side (zero bytes) are text the
+        # other side spelled, also in a special run right after the repair (absorbed into it).
+        unk = _contains(s_role, s_ids, i, bi, UNK) or _contains(t_role, t_ids, j, bj, UNK)
+        base += _lit_sum(s_ids, i, bi, s_role, s_llen) - _lit_sum(t_ids, j, bj, t_role, t_llen)
+        nd = t_cum[bj] - s_cum[bi] if bi < n and bj < m else base
+        while nd > base and bi < n and _is_special(s_role[s_ids[bi]]) and s_llen[s_ids[bi]] > 0 \
+                and s_llen[s_ids[bi]] <= nd - base \
+                and _lit_in(s_ids[bi], s_loff, s_llen, s_buf, tb, t_cum[j], t_cum[bj]):
+            base += s_llen[s_ids[bi]]
+            bi += 1
+        while nd < base and bj < m and _is_special(t_role[t_ids[bj]]) and t_llen[t_ids[bj]] > 0 \
+                and t_llen[t_ids[bj]] <= base - nd \
+                and _lit_in(t_ids[bj], t_loff, t_llen, t_buf, sb, s_cum[i], s_cum[bi]):
+            base -= t_llen[t_ids[bj]]
+            bj += 1
+        # A normaliser rewrites a few characters on one side (NFC é: 2 bytes vs 3; NFKC ½: 2 vs
+        # 5), so both sides skip about as much after the mismatch: that shift is accepted. One
+        # side skipping far more than the other is a resync onto a repeated string elsewhere
+        # (case 3): d is left unaccounted and what follows is not exact.
+        da = s_cum[bi] - hz
+        db = t_cum[bj] - (hz + d)
+        if unk or 2 * abs(nd - base) <= min(da, db) + 4:
+            base = nd
         chunks[nk, 0] = i
         chunks[nk, 1] = bi
         chunks[nk, 2] = j

@@ -71,6 +71,10 @@ class ByteTable:
     special_key: np.ndarray  # int64 [V]: 0 for text; equal keys pair across tokenizers
     dummy_prefix: bool  # the tokenizer prepends a space that is not in the text
     lossless: bool = True  # verified at build time: ids -> bytes reproduces the probe text
+    # int64/int32 [V]: a special token's literal content in ``buf`` ("<|endoftext|>"), 0 for text:
+    # the ids-only walk pairs a special with the other side's tokens that spell it (core.py)
+    lit_offsets: np.ndarray | None = None
+    lit_lengths: np.ndarray | None = None
 
     @property
     def mode(self) -> str:
@@ -178,6 +182,12 @@ def _utf8_spans(big: str, char_lens: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return starts.astype(np.int64), (byte_cum[char_cum[1:]] - starts).astype(np.int32), buf
 
 
+def _id_to_token(backend: Any, vocab: int) -> list[str | None]:
+    """Token string per id (None for holes) straight from the Rust tokenizer: the same strings as
+    ``convert_ids_to_tokens`` without its per-id Python wrapper (most of a 151k-id build)."""
+    return list(map(backend.id_to_token, range(vocab)))
+
+
 def build_byte_table(tokenizer: Any, name: str | None = None) -> ByteTable:
     """Build the table of an HF fast tokenizer (vectorised: ~0.3 s for 150k ids)."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
@@ -191,10 +201,11 @@ def build_byte_table(tokenizer: Any, name: str | None = None) -> ByteTable:
     }
     family, dummy = _family(spec, getattr(backend, "model", None))
     vocab = len(tokenizer)
-    tokens = tokenizer.convert_ids_to_tokens(list(range(vocab)))
+    tokens = _id_to_token(backend, vocab)
     role = np.zeros(vocab, np.int8)
     key = np.zeros(vocab, np.int64)
     overrides: dict[int, bytes] = {}
+    literals: dict[int, bytes] = {}
     special_ids = {
         Role.UNK: tokenizer.unk_token_id,
         Role.BOS: tokenizer.bos_token_id,
@@ -208,6 +219,7 @@ def build_byte_table(tokenizer: Any, name: str | None = None) -> ByteTable:
             overrides[tid] = added.content.encode("utf-8")
             continue
         overrides[tid] = b""
+        literals[tid] = added.content.encode("utf-8")
         r = next((r for r, i in special_ids.items() if i == tid), None)
         if r is None:  # e.g. DeepSeek's <｜▁pad▁｜> is not its pad_token but is a pad
             r = Role.PAD if "pad" in added.content.lower() else Role.CONTROL
@@ -260,6 +272,11 @@ def build_byte_table(tokenizer: Any, name: str | None = None) -> ByteTable:
         offsets[extra_ids] = len(buf) + np.concatenate([[0], np.cumsum(extra_len)[:-1]])
         lengths[extra_ids] = extra_len
         buf = buf + b"".join(extra)
+    lit_offsets = np.zeros(vocab, np.int64)
+    lit_lengths = np.zeros(vocab, np.int32)
+    for tid, content in literals.items():
+        lit_offsets[tid], lit_lengths[tid] = len(buf), len(content)
+        buf = buf + content
     table = ByteTable(
         name=name or getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__,
         family=family,
@@ -269,6 +286,8 @@ def build_byte_table(tokenizer: Any, name: str | None = None) -> ByteTable:
         role=role,
         special_key=key,
         dummy_prefix=dummy,
+        lit_offsets=lit_offsets,
+        lit_lengths=lit_lengths,
     )
     return replace(table, lossless=_verify(table, backend))
 

@@ -281,6 +281,7 @@ class CrossTokenizerCollator:
         lengths = [int(n) for n in out["input_lengths"]]
         per_teacher: list[dict | None] = []
         if any(s is not None for s in self.teacher_ct_specs):
+            known = texts is not None  # raw_text: align by original-text positions (align_text)
             if texts is None:  # decode the unpadded rows: pads never leak into the teacher's text
                 texts = self._get_student_tokenizer().batch_decode(
                     [input_ids[b, :n].tolist() for b, n in enumerate(lengths)],
@@ -292,7 +293,7 @@ class CrossTokenizerCollator:
                 per_teacher.append(None)
                 continue
             entry = self._teacher_entry(spec, aligners[t_idx], texts, input_ids, lengths,
-                                        sample_mask)
+                                        sample_mask, known)
             entry["teacher_data"] = bdict(entry["teacher_data"])
             per_teacher.append(entry)
         out["per_teacher_ct_data"] = per_teacher
@@ -316,11 +317,12 @@ class CrossTokenizerCollator:
         batch.update(flat.get_multimodal_dict(as_tensors=False))
         return batch, texts
 
-    def _teacher_entry(self, spec, aligner, texts, input_ids, lengths, sample_mask) -> dict:
+    def _teacher_entry(self, spec, aligner, texts, input_ids, lengths, sample_mask,
+                       known: bool = False) -> dict:
         from ..align.chunks import chunk_coo
 
         max_len = int(spec["max_teacher_len"])
-        t_ids, t_att = _encode_padded(aligner.teacher_tokenizer, texts, max_len)
+        t_ids, t_att, t_offs = _encode_padded(aligner.teacher_tokenizer, texts, max_len)
         s_np = input_ids.numpy()
         s_len, t_len = s_np.shape[1], t_ids.shape[1]
         exact_only = bool(spec["exact_token_match_only"])
@@ -331,7 +333,8 @@ class CrossTokenizerCollator:
             t_real = t_ids[b].numpy()[lo:hi]
             # Align the real tokens only; teacher spans are then shifted into padded-row positions
             # (lo > 0 for a left-padding teacher tokenizer).
-            a = aligner.align(s_real, t_real)
+            a = _align(aligner, texts[b], s_real, t_real, t_offs[b], max_len) if known \
+                else aligner.align(s_real, t_real)
             s_spans = a.student_spans.astype(np.int64)
             t_spans = a.teacher_spans.astype(np.int64) + lo
             s_tok = aligner.student_tokenizer.convert_ids_to_tokens(s_real.tolist())
@@ -372,7 +375,9 @@ def _encode_padded(tokenizer: Any, texts: list[str], max_len: int):
             f"teacher tokenizer '{getattr(tokenizer, 'name_or_path', '?')}' has neither a pad "
             "nor an EOS token; pick a teacher_tokenizer_name that defines one"
         )
-    enc = tokenizer(texts, max_length=max_len, truncation=True, padding=False)["input_ids"]
+    out = tokenizer(texts, max_length=max_len, truncation=True, padding=False,
+                    return_offsets_mapping=True)
+    enc = out["input_ids"]
     ids = torch.full((len(texts), max_len), int(pad), dtype=torch.int64)
     att = torch.zeros((len(texts), max_len), dtype=torch.int64)
     left = getattr(tokenizer, "padding_side", "right") == "left"
@@ -381,7 +386,19 @@ def _encode_padded(tokenizer: Any, texts: list[str], max_len: int):
         lo = max_len - n if left else 0
         ids[b, lo : lo + n] = torch.as_tensor(row, dtype=torch.int64)
         att[b, lo : lo + n] = 1
-    return ids, att
+    return ids, att, out["offset_mapping"]
+
+
+def _align(aligner: Any, text: str, s_ids: np.ndarray, t_ids: np.ndarray, t_offsets: list,
+           max_len: int):
+    """``raw_text`` known: exact = same span of the text (``Aligner.align_text``). Falls back to
+    ids-only ``align`` where the student ids do not spell the text (e.g. a chat template around
+    it) and no student offsets exist, as the pipeline's teacher stage does."""
+    truncated = len(t_ids) >= max_len and max((e for _, e in t_offsets), default=0) < len(text)
+    try:
+        return aligner.align_text(text, s_ids, t_ids, None, t_offsets, teacher_truncated=truncated)
+    except ConfigError:
+        return aligner.align(s_ids, t_ids)
 
 
 def _block(row: np.ndarray, b: int) -> tuple[int, int]:
