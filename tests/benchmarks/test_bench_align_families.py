@@ -21,8 +21,8 @@ def test_bench_align_families_smoke(tmp_path):
         "--builtin-text", "--samples", "1", "--chars", "3000", "--repeat", "1",
         "--families", "qwen2,mistral-v3,wordpiece-uncased", "--out", str(out)]) == 0
     text = out.read_text()
-    rows = [line for line in text.splitlines() if line.startswith("| qwen2 ")
-            or line.startswith("| mistral-v3 ") or line.startswith("| wordpiece-uncased ")]
+    rows = [line for line in text.splitlines()
+            if line.startswith(("| qwen2 ", "| mistral-v3 ", "| wordpiece-uncased "))]
     assert len(rows) == 6  # every ordered pair of the three
     assert "| wordpiece-uncased | qwen2 | wordpiece-lossy / byte_level |" in text
     assert re.search(r"false exact total 0;", text)

@@ -11,8 +11,8 @@ import pytest
 from tests.chat.conftest import chat_config
 from xtok_stream.chat.templates import CHATML, LLAMA3_STYLE
 from xtok_stream.config import load_config
-from xtok_stream.loader import Loader
 from xtok_stream.errors import ConfigError, DecodeError, StateError
+from xtok_stream.loader import Loader
 from xtok_stream.pipeline import build_lane
 
 

@@ -12,9 +12,9 @@ import pytest
 
 from xtok_stream.config import load_config
 from xtok_stream.convert import ConvertConfig, convert
+from xtok_stream.convert.precompute import precompute
 from xtok_stream.errors import DecodeError
 from xtok_stream.io.shards import encode_shard
-from xtok_stream.convert.precompute import precompute
 
 
 def _inputs(tmp_path):

@@ -11,9 +11,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from xtok_stream.config import load_config
-from xtok_stream.errors import (ConfigError, DecodeError, SampleTypeError, SampleValueError,
-                                SourceError, StateError, XtokError)
-from xtok_stream.loader import Loader
+from xtok_stream.errors import (
+    ConfigError,
+    DecodeError,
+    SampleTypeError,
+    SampleValueError,
+    SourceError,
+    StateError,
+    XtokError,
+)
 from xtok_stream.io.shards import encode_shard
 from xtok_stream.io.tar import CorruptShardError
 from xtok_stream.loader import Loader

@@ -39,8 +39,17 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..errors import ConfigError, DecodeError, SourceError
-from ..io.records_in import (MAX_RECORD_MB, READ_ERRORS, InputFile, _open, check_id,
-                              default_key, iter_lines, iter_rows, read_error)
+from ..io.records_in import (
+    MAX_RECORD_MB,
+    READ_ERRORS,
+    InputFile,
+    _open,
+    check_id,
+    default_key,
+    iter_lines,
+    iter_rows,
+    read_error,
+)
 from ..io.shards import safe_key, shard_name
 from .sample import sample_of
 

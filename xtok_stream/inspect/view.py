@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..align import Aligner, byte_table
+from ..align import byte_table
 from ..errors import ConfigError
 from ..tokenizers import load_tokenizer
 
