@@ -27,7 +27,7 @@ def chat_batch(tmp_path_factory):
     shards = [str(out / i.name) for i in infos]
     cfg = chat_config(shards, seq_len=128, teachers=(TEACHER,))
     cfg.update(num_lanes=1, batch_size=4)
-    consumer = build_consumer(load_config(cfg), shards, 0, 1)
+    consumer = build_consumer(load_config(cfg), shards)  # all (one) lanes
     batch = next(consumer)
     consumer.close()
     return batch
