@@ -236,15 +236,9 @@ class Aligner:
             s, s_lo, s_hi, st.role, st.special_key, -1 if student_truncated else n_text,
             t, t_lo, t_hi, tt.role, tt.special_key, -1 if teacher_truncated else n_text,
         )  # fmt: skip
-        n_bad = 0
-        if self.verify and st.lossless and tt.lossless:  # second check: the bytes agree too
-            bad = core.verify_exact(
-                chunks, s, st.offsets, st.lengths, st.buf, s_skip,
-                t, tt.offsets, tt.lengths, tt.buf, t_skip,
-            )  # fmt: skip
-            n_bad = len(bad)
-            if n_bad:
-                chunks[bad, 4] = 0
+        # second check where both tables are lossless: the bytes agree too
+        n_bad = self._unmark_unverified(chunks, s, s_skip, t, t_skip) if (
+            self.verify and st.lossless and tt.lossless) else 0
         s_w = (s_hi - s_lo).astype(np.int32)
         t_w = (t_hi - t_lo).astype(np.int32)
         zs, zt = np.zeros(len(s), np.uint8), np.zeros(len(t), np.uint8)
@@ -254,6 +248,17 @@ class Aligner:
         return self._alignment(chunks, s_un, t_un, s_skip, t_skip, mv, stats, n_bad,
                                len(s), len(t), text_space=True)
 
+    def _unmark_unverified(self, chunks, s, s_skip, t, t_skip) -> int:
+        """Clear the exact flag of chunks whose bytes differ on the two sides; how many."""
+        st, tt = self.student_table, self.teacher_table
+        bad = core.verify_exact(
+            chunks, s, st.offsets, st.lengths, st.buf, s_skip,
+            t, tt.offsets, tt.lengths, tt.buf, t_skip,
+        )  # fmt: skip
+        if len(bad):
+            chunks[bad, 4] = 0
+        return len(bad)
+
     def align(self, student_ids: Any, teacher_ids: Any) -> Alignment:
         s = _ids(student_ids, self.student_table, "student_ids")
         t = _ids(teacher_ids, self.teacher_table, "teacher_ids")
@@ -262,15 +267,7 @@ class Aligner:
             self.student_table.lossless and self.teacher_table.lossless,
         )
         st, tt = self.student_table, self.teacher_table
-        n_bad = 0
-        if self.verify:
-            bad = core.verify_exact(
-                chunks, s, st.offsets, st.lengths, st.buf, s_skip,
-                t, tt.offsets, tt.lengths, tt.buf, t_skip,
-            )  # fmt: skip
-            n_bad = len(bad)
-            if n_bad:
-                chunks[bad, 4] = 0
+        n_bad = self._unmark_unverified(chunks, s, s_skip, t, t_skip) if self.verify else 0
         mv = core.metrics_kernel(
             chunks, s, st.lengths, s_skip, s_un, t, tt.lengths, t_skip, t_un, self.max_comb_len
         )

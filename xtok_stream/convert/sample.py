@@ -14,7 +14,7 @@ from typing import Any
 
 from ..chat.messages import messages_json, parse_messages
 from ..errors import DecodeError
-from ..io.records_in import check_id, check_record
+from ..io.records_in import check_record, record_id
 
 
 def sample_of(url: str, where: str, rec: Any, *, text_field: str, id_field: str | None,
@@ -31,11 +31,5 @@ def sample_of(url: str, where: str, rec: Any, *, text_field: str, id_field: str 
     msgs = parse_messages(rec[messages_field], url=url, key=where, field=messages_field)
     payload = messages_json(msgs)
     check_record(url, where, {messages_field: payload}, messages_field, None)  # UTF-8
-    doc_id = None
-    if id_field is not None:
-        if rec.get(id_field) is None:
-            raise DecodeError(f"{where}: record has no '{id_field}' (set --id-field)",
-                              url=url, key=where, field=id_field)
-        doc_id = str(rec[id_field])
-        check_id(url, where, doc_id, id_field)
+    doc_id = record_id(url, where, rec, id_field)
     return doc_id, messages_field, payload, sum(len(c) for _, c in msgs)

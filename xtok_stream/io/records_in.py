@@ -345,14 +345,19 @@ def check_record(url: str, where: str, rec: Any, text_field: str,
         raise DecodeError(f"{where}: '{text_field}' is {type(text).__name__}, not text",
                           url=url, key=where, field=text_field)
     _check_utf8(url, where, text, text_field)
-    if id_field is not None:
-        if rec.get(id_field) is None:
-            raise DecodeError(f"{where}: record has no '{id_field}' (set --id-field)",
-                              url=url, key=where, field=id_field)
-        doc_id = str(rec[id_field])
-        check_id(url, where, doc_id, id_field)
-        return doc_id, text
-    return None, text
+    return record_id(url, where, rec, id_field), text
+
+
+def record_id(url: str, where: str, rec: dict, id_field: str | None) -> str | None:
+    """The record's ``--id-field`` value as a checked tar-safe id (None without the option)."""
+    if id_field is None:
+        return None
+    if rec.get(id_field) is None:
+        raise DecodeError(f"{where}: record has no '{id_field}' (set --id-field)",
+                          url=url, key=where, field=id_field)
+    doc_id = str(rec[id_field])
+    check_id(url, where, doc_id, id_field)
+    return doc_id
 
 
 def check_id(url: str, where: str, doc_id: str, id_field: str) -> None:
