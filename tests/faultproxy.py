@@ -138,3 +138,28 @@ class FaultProxy:
         t = threading.Thread(target=run, daemon=True)
         t.start()
         return t
+
+
+def read_through_one_failure(reader, proxy: FaultProxy, *, after: int, key) -> tuple[list, list]:
+    """Read ``reader`` to its end; after ``after`` items every object GET is cut short until a
+    read has failed for good (SourceError: the reader runs with max_attempts=1), then the store
+    is healthy again and reading goes on. Returns (``key`` of every item, the reader's cursor
+    at each failure)."""
+    from xtok_stream.errors import SourceError
+
+    got, failures = [], []
+    while True:
+        if len(got) == after and not failures:
+            proxy.rate, proxy.kinds, proxy.truncate_min = 1.0, ("truncate",), 2
+            proxy.injected.setdefault("truncate", 0)
+        try:
+            item = next(reader)
+        except StopIteration:
+            return got, failures
+        except SourceError:
+            failures.append(reader.state_dict())
+            proxy.rate = 0.0
+            if len(failures) > 3:
+                raise
+            continue
+        got.append(key(item))

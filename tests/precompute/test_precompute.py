@@ -332,3 +332,30 @@ def test_precomputed_reads_time_out_on_a_frozen_endpoint(made, s3):
         proxy.stop()
     assert proxy.injected["stall"] > 0 and time.perf_counter() - t0 < 40, proxy.gets
     assert got == [canonical(s) for s in build_lane(pre, shards, 1)]
+
+
+def test_a_read_failed_for_good_mid_shard_resumes_at_the_cursor(made, s3):
+    """After a SourceError (retries spent) a second next() reopens the shard at the cursor and
+    the lane goes on with the next sequence: none is dropped or repeated."""
+    import fsspec
+
+    from tests.faultproxy import FaultProxy, read_through_one_failure
+
+    _, pre, out = made
+    shards = lane_urls(sorted(str(p) for p in out.glob("lane*.tar")), 2)
+    fs = fsspec.filesystem("s3", **s3.storage_options)
+    fs.put([str(p) for p in shards], "xtok-test/pre-failed/")
+    urls = [f"s3://xtok-test/pre-failed/{p.rsplit('/', 1)[-1]}" for p in shards]
+    proxy = FaultProxy(s3.endpoint, seed=4)
+    src = pre.source.model_copy(update={
+        "storage_options": dict(s3.storage_options, endpoint_url=proxy.endpoint,
+                                config_kwargs={"retries": {"max_attempts": 1}}),
+        "retry": pre.source.retry.model_copy(update={"max_attempts": 1})})
+    clean = [canonical(s) for s in build_lane(pre, shards, 2)]
+    lane = build_lane(pre.model_copy(update={"source": src}), urls, 2)
+    try:
+        got, failures = read_through_one_failure(lane, proxy, after=2, key=canonical)
+    finally:
+        proxy.stop()
+    assert failures and all(f["offset"] > 0 for f in failures), failures  # inside a shard
+    assert got == clean

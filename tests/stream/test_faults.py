@@ -117,3 +117,30 @@ def test_after_bounded_attempts_the_error_names_url_offset_attempts(s3, s3_shard
         proxy.stop()
     msg = str(e.value)
     assert shards[0] in msg and "after 2 attempts" in msg and "byte 0" in msg
+
+
+def test_a_read_failed_for_good_mid_shard_resumes_at_the_cursor(s3, s3_shards):
+    """After a SourceError (retries spent) the caller may read again: the reader reopens the
+    shard at its cursor. (Taking the dead sample generator's StopIteration for the end of the
+    shard would drop the rest of it silently.)"""
+    from tests.faultproxy import read_through_one_failure
+
+    shards, _ = s3_shards
+    proxy = FaultProxy(s3.endpoint, seed=4)
+    opts = dict(s3.storage_options, endpoint_url=proxy.endpoint,
+                config_kwargs={"retries": {"max_attempts": 1}})
+    retry = load_config({"source": {"urls": "x", "retry": {"max_attempts": 1}},
+                         "student": {"tokenizer": "t"}}).source.retry
+
+    def reader(options):
+        return DocumentReader(shards, lane=0, num_lanes=1, seed=0, epochs=1,
+                              storage_options=options, retry=retry)
+
+    clean = [d.key for d in reader(s3.storage_options)]
+    try:
+        got, failures = read_through_one_failure(reader(opts), proxy, after=13,
+                                                 key=lambda d: d.key)
+    finally:
+        proxy.stop()
+    assert failures and all(f["offset"] > 0 for f in failures), failures  # inside a shard
+    assert got == clean

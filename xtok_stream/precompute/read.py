@@ -43,6 +43,7 @@ from ..io.retry import RetryPolicy
 from ..io.tar import CorruptShardError, TarSample, iter_samples, read_sample_at
 from ..io.urls import lane_urls
 from ..records import PackedSequence, Piece
+from ..stages.walk import TarWalk
 from .spec import check_spec, spec_fingerprint
 
 _FIELDS = ("student_spans", "teacher_spans", "exact", "metrics")
@@ -52,7 +53,7 @@ def _array(raw: bytes) -> np.ndarray:
     return np.lib.format.read_array(io.BytesIO(raw), allow_pickle=False)
 
 
-class PrecomputedReader:
+class PrecomputedReader(TarWalk):
     """Iterates one lane's precomputed sequences. Construction does no I/O.
 
     ``spec`` returns the reading pipeline's spec (:func:`~xtok_stream.precompute.spec.pipeline_spec`
@@ -85,37 +86,32 @@ class PrecomputedReader:
         self._spec_of = spec
         self._spec: Mapping | None = None
         self._fp: str | None = None
-        self._epoch = self._slot = self._offset = 0
         self._index = 0  # the next sequence's index in the lane: shards must be contiguous
-        self._it: Iterator[TarSample] | None = None
         self._restored = False  # check the first sample against the restored cursor
 
     # -- iteration ------------------------------------------------------------------------------
     def __iter__(self) -> PrecomputedReader:
         return self
 
-    def _next_sample(self) -> TarSample:
-        while True:
-            if self._it is None:
-                if not self.urls or (self.epochs is not None and self._epoch >= self.epochs):
-                    raise StopIteration
-                if self._slot >= len(self.urls):
-                    self._epoch, self._slot, self._offset = self._epoch + 1, 0, 0
-                    self._index = 0
-                    continue
-                self._it = iter_samples(self.urls[self._slot], self.storage_options,
-                                        self._offset, retry=self.retry,
-                                        odd_member=self._odd_member)
-            try:
-                return next(self._it)
-            except StopIteration:
-                self._next_shard()
-            except CorruptShardError as exc:
-                if self._restored:  # the first read after a restore: the cursor is bad
-                    raise StateError(f"offset: byte {self._offset} of {self.urls[self._slot]} "
-                                     f"is not a sample ({exc}): the state does not belong to "
-                                     "these shards") from exc
-                raise
+    def _slots(self, epoch: int) -> int:
+        return len(self.urls)
+
+    def url_at(self, epoch: int, slot: int) -> str:
+        return self.urls[slot]
+
+    def _new_epoch(self) -> None:
+        self._index = 0  # every epoch replays the lane from its first sequence
+
+    def _open_samples(self, url: str) -> Iterator[TarSample]:
+        return iter_samples(url, self.storage_options, self._offset, retry=self.retry,
+                            odd_member=self._odd_member)
+
+    def _on_corrupt(self, error: CorruptShardError) -> None:
+        if self._restored:  # the first read after a restore: the cursor is bad
+            raise StateError(f"offset: byte {self._offset} of {self.urls[self._slot]} is not a "
+                             f"sample ({error}): the state does not belong to these shards"
+                             ) from error
+        raise error
 
     def _odd_member(self, error: Exception) -> None:
         """Raise, or count and drop (counted while reading ahead of the sample handed out; the
@@ -123,10 +119,6 @@ class PrecomputedReader:
         if not self.skip_odd:
             raise error
         self._skipped += 1
-
-    def _next_shard(self) -> None:
-        self._close_it()
-        self._slot, self._offset = self._slot + 1, 0
 
     def __next__(self) -> PackedSequence:
         if self._fp is None:
@@ -219,8 +211,8 @@ class PrecomputedReader:
         c = SequenceCursor.from_dict(state, self.KIND, self.VERSION, epochs=self.epochs,
                                      slots=lambda e: len(self.urls),
                                      offset_align=tarfile.BLOCKSIZE)
-        self._close_it()
-        self._epoch, self._slot, self._offset, self._index = c.epoch, c.slot, c.offset, c.index
+        self._seek(c.epoch, c.slot, c.offset)
+        self._index = c.index
         self._skipped = c.skipped["odd_member"]
         self._restored = c.offset > 0 or c.index > 0
 
@@ -230,11 +222,6 @@ class PrecomputedReader:
         return {"retries": c["retries"], "reopens": c["reopens"],
                 "skipped": {"odd_member": self._skipped}}
 
-    def _close_it(self) -> None:
-        if self._it is not None:
-            self._it.close()
-            self._it = None
-
     def close(self) -> None:
-        self._close_it()
+        self._close_unit()
 

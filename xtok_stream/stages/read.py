@@ -18,11 +18,12 @@ from typing import Any
 
 from ..config import BadDataConfig, RetryConfig
 from ..cursor import SKIP_KINDS, DocumentCursor
-from ..errors import DecodeError, SourceError, StateError
+from ..errors import DecodeError, StateError
 from ..io.retry import RetryPolicy, open_resilient
 from ..io.tar import CorruptShardError, Oversized, TarSample, iter_samples, read_sample_at
 from ..lanes import lane_shards
 from ..records import Document
+from .walk import ShardWalk, TarWalk
 
 __all__ = ["SKIP_KINDS", "DocumentReader", "LaneReader"]
 
@@ -59,9 +60,10 @@ def _not_corrupt(samples: Iterator[TarSample], url: str, offset: int) -> Iterato
                          "not belong to this data") from exc
 
 
-class LaneReader:
+class LaneReader(ShardWalk):
     """What the tar and Arrow readers share: the lane's file plan per epoch (which shards, in
-    which order), the bad-data policies and the retry policy. Construction does no I/O."""
+    which order; the walk over them is :class:`~xtok_stream.stages.walk.ShardWalk`), the
+    bad-data policies and the retry policy. Construction does no I/O."""
 
     def __init__(
         self,
@@ -88,6 +90,7 @@ class LaneReader:
                                  read_timeout=r.read_timeout)
         self._plans: dict[int, list[int]] = {}
         self._skipped = dict.fromkeys(SKIP_KINDS, 0)
+        self._part = self._part_chars = 0  # the next window of a huge document (split)
 
     def _plan(self, epoch: int) -> list[int]:
         if epoch not in self._plans:
@@ -97,8 +100,15 @@ class LaneReader:
             }
         return self._plans[epoch]
 
+    def _slots(self, epoch: int) -> int:
+        return len(self._plan(epoch))
+
     def url_at(self, epoch: int, slot: int) -> str:
         return self.shards[self._plan(epoch)[slot]]
+
+    def _next_shard(self) -> None:
+        super()._next_shard()
+        self._part = self._part_chars = 0
 
     def _policy(self, kind: str, error: Exception) -> None:
         """Raise ``error`` under ``error``, or a skip marker under ``skip``."""
@@ -169,16 +179,13 @@ class LaneReader:
             "config, and resuming it would repeat or drop text")
 
 
-class DocumentReader(LaneReader):
+class DocumentReader(TarWalk, LaneReader):
     """Iterates the documents of one lane from tar shards. Construction does no I/O."""
 
     KIND, VERSION = "read", 2
 
     def __init__(self, shards: Sequence[str], **kwargs: Any):
         super().__init__(shards, **kwargs)
-        self._epoch = self._slot = self._offset = 0
-        self._part = self._part_chars = 0
-        self._it: Iterator[TarSample] | None = None
         self._verify = False  # check the restored offset at the first open (one small read)
 
     # -- decoding and policies ------------------------------------------------------------------
@@ -271,42 +278,19 @@ class DocumentReader(LaneReader):
     def __iter__(self) -> DocumentReader:
         return self
 
-    def _next_sample(self) -> TarSample:
-        while True:
-            if self._it is None:
-                if self.epochs is not None and self._epoch >= self.epochs:
-                    raise StopIteration
-                if self._slot >= len(self._plan(self._epoch)):
-                    self._epoch, self._slot, self._offset = self._epoch + 1, 0, 0
-                    continue
-                url = self.url_at(self._epoch, self._slot)
-                if self._verify:
-                    self._verify_offset(url)
-                self._it = iter_samples(url, self.storage_options, self._offset, retry=self.retry,
-                                        max_member_bytes=self.bad.max_document_bytes,
-                                        odd_member=self._odd_member)
-            try:
-                return next(self._it)
-            except StopIteration:  # the end of the shard (or an empty one)
-                self._next_shard()
-            except CorruptShardError:
-                if self.bad.corrupt_shard != "skip":
-                    self._close_it()  # the cursor stays at the corrupt point: not consumed
-                    raise
-                self._next_shard()
-                self._skipped["corrupt_shard"] += 1
-            except SourceError:  # the generator is dead: a retry must reopen at the cursor,
-                self._close_it()  # not take its StopIteration for the end of the shard
-                raise
+    def _open_samples(self, url: str) -> Iterator[TarSample]:
+        if self._verify:
+            self._verify_offset(url)
+        return iter_samples(url, self.storage_options, self._offset, retry=self.retry,
+                            max_member_bytes=self.bad.max_document_bytes,
+                            odd_member=self._odd_member)
 
-    def _next_shard(self) -> None:
-        self._close_it()
-        self._slot, self._offset, self._part, self._part_chars = self._slot + 1, 0, 0, 0
+    def _on_corrupt(self, error: CorruptShardError) -> None:
+        if self.bad.corrupt_shard != "skip":
+            raise error  # the cursor stays at the corrupt point: nothing consumed
+        self._skipped["corrupt_shard"] += 1
 
     def __next__(self) -> Document:
-        # A lane gets a shard in some epoch iff there are more shards than its index.
-        if len(self.shards) <= self.lane:
-            raise StopIteration
         while True:
             sample = self._next_sample()
             url = self.url_at(self._epoch, self._slot)
@@ -315,7 +299,7 @@ class DocumentReader(LaneReader):
             except CorruptShardError:  # a huge member cut short: the shard is truncated
                 self._part = self._part_chars = 0
                 if self.bad.corrupt_shard != "skip":
-                    self._close_it()
+                    self._close_unit()
                     self._offset = sample.offset
                     raise
                 self._next_shard()
@@ -327,7 +311,7 @@ class DocumentReader(LaneReader):
                 self._advance(sample)
                 continue
             if self._part:  # more windows of this document follow: stay on the sample
-                self._close_it()
+                self._close_unit()
                 self._offset = sample.offset
             else:
                 self._advance(sample)
@@ -390,8 +374,7 @@ class DocumentReader(LaneReader):
 
     def load_state_dict(self, state: Mapping) -> None:
         c = self._load_cursor(state, align=tarfile.BLOCKSIZE)
-        self._close_it()
-        self._epoch, self._slot, self._offset = c.epoch, c.slot, c.offset
+        self._seek(c.epoch, c.slot, c.offset)
         self._part, self._part_chars, self._skipped = c.part, c.part_chars, dict(c.skipped)
         self._verify = c.offset > 0
 
@@ -418,10 +401,5 @@ class DocumentReader(LaneReader):
                              "is corrupt there, source.on_bad_data.corrupt_shard: skip drops "
                              "the rest of it)") from exc
 
-    def _close_it(self) -> None:
-        if self._it is not None:
-            self._it.close()  # closes the file handle held by the generator
-            self._it = None
-
     def close(self) -> None:
-        self._close_it()
+        self._close_unit()

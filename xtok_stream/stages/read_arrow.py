@@ -98,7 +98,6 @@ class ArrowDocumentReader(LaneReader):
         # field=)`` turns one into its JSON text (chat.messages.native_text, given by the pipeline)
         self.native = native
         self.messages = native is not None
-        self._epoch = self._slot = self._row = self._part = self._part_chars = 0
         self._files: dict[str, TableFile] = {}  # at most 2 open: the current one, the last fetch
         self._units: dict[str, tuple[int, pa.Array, np.ndarray]] = {}  # url -> (unit, col, keep)
         self._encoded: tuple[str, bytes] | None = None  # (key, utf-8) of a document being split
@@ -166,10 +165,10 @@ class ArrowDocumentReader(LaneReader):
     def _document(self, text: str, key: str, url: str) -> Document:
         limit = self.bad.max_document_bytes
         if self._part == 0 and (len(text) <= limit // 4 or len(text.encode()) <= limit):
-            return Document(key, text, url, self._epoch, self._slot, row=self._row)
+            return Document(key, text, url, self._epoch, self._slot, row=self._offset)
         if self.bad.huge_document != "split":
             self._policy("huge_document", DecodeError(
-                f"row {self._row}: document of {len(text.encode()):,} bytes exceeds "
+                f"row {self._offset}: document of {len(text.encode()):,} bytes exceeds "
                 f"source.on_bad_data.max_document_bytes={limit:,}; set "
                 "on_bad_data.huge_document: split or skip", url=url, key=key,
                 field=self.text_field))
@@ -181,7 +180,7 @@ class ArrowDocumentReader(LaneReader):
         window = data[start: start + limit]
         final = start + len(window) >= len(data)
         part = window[: _cut(window, final)].decode("utf-8")
-        doc = Document(key, part, url, self._epoch, self._slot, row=self._row,
+        doc = Document(key, part, url, self._epoch, self._slot, row=self._offset,
                        char_base=self._part_chars, last_part=final)
         if final:
             self._part = self._part_chars = 0
@@ -195,50 +194,40 @@ class ArrowDocumentReader(LaneReader):
     def __iter__(self) -> ArrowDocumentReader:
         return self
 
-    def _next_file(self) -> None:
-        self._slot, self._row, self._part, self._part_chars = self._slot + 1, 0, 0, 0
-
     def __next__(self) -> Document:
-        if len(self.shards) <= self.lane:  # this lane gets no file in any epoch
-            raise StopIteration
-        while True:
-            if self.epochs is not None and self._epoch >= self.epochs:
-                raise StopIteration
-            if self._slot >= len(self._plan(self._epoch)):
-                self._epoch, self._slot, self._row = self._epoch + 1, 0, 0
-                continue
-            url = self.url_at(self._epoch, self._slot)
+        while (url := self._walk()) is not None:
             tf = self._table(url)
             try:
                 self._check_column(tf)
             except _Skip as skip:
                 self._skipped[skip.kind] += 1
-                self._next_file()
+                self._next_shard()
                 continue
             if self._verify:
                 self._verify = False
-                if self._row > tf.num_rows:
-                    raise StateError(f"offset: row {self._row} is past the end of {url} "
+                if self._offset > tf.num_rows:
+                    raise StateError(f"offset: row {self._offset} is past the end of {url} "
                                      f"({tf.num_rows} rows): the state does not belong to this data")
-            if self._row >= tf.num_rows:
-                self._next_file()
+            if self._offset >= tf.num_rows:
+                self._next_shard()
                 continue
-            start, col, keep = self._unit(tf, self._row)
-            i = self._row - start
+            start, col, keep = self._unit(tf, self._offset)
+            i = self._offset - start
             if not keep[i]:  # the other split
-                self._row += 1
+                self._offset += 1
                 continue
-            key = safe_key(default_key(_stem(url), self._row))
+            key = safe_key(default_key(_stem(url), self._offset))
             try:
-                doc = self._document(self._text(col[i].as_py(), key, self._row, url), key, url)
+                doc = self._document(self._text(col[i].as_py(), key, self._offset, url), key, url)
             except _Skip as skip:
                 self._skipped[skip.kind] += 1
                 self._part = self._part_chars = 0
-                self._row += 1
+                self._offset += 1
                 continue
             if not self._part:  # else more windows of this row follow
-                self._row += 1
+                self._offset += 1
             return doc
+        raise StopIteration
 
     def fetch(self, position: Sequence[int]) -> Document:
         """Re-read the document at ``[epoch, slot, row]`` (the one row group holding it)."""
@@ -255,12 +244,12 @@ class ArrowDocumentReader(LaneReader):
 
     # -- state ----------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return DocumentCursor(self._epoch, self._slot, self._row, self._part, self._part_chars,
+        return DocumentCursor(self._epoch, self._slot, self._offset, self._part, self._part_chars,
                               dict(self._skipped)).to_dict(self.KIND, self.VERSION)
 
     def load_state_dict(self, state: Mapping) -> None:
         c = self._load_cursor(state)
-        self._epoch, self._slot, self._row = c.epoch, c.slot, c.offset
+        self._seek(c.epoch, c.slot, c.offset)
         self._part, self._part_chars, self._skipped = c.part, c.part_chars, dict(c.skipped)
         self._encoded = None
         self._verify = c.offset > 0
