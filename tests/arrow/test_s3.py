@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import s3fs
 
+from tests.faultproxy import FaultProxy
+from xtok_stream.config import RetryConfig
 from xtok_stream.errors import SourceError
 from xtok_stream.io.urls import ARROW_SUFFIXES, expand_urls
 from xtok_stream.stages.read_arrow import ArrowDocumentReader
@@ -54,3 +56,52 @@ def test_missing_object_names_url(s3, s3_arrow):
     url = "s3://xtok-test/arrow/nope.parquet"
     with pytest.raises(SourceError, match="nope.parquet"):
         read_all([url], dict(s3.storage_options))
+
+
+# -- the Arrow reader goes through the same retry loop (RetryPolicy.run) -----------------------
+@pytest.fixture(scope="module")
+def s3_parquet(s3, arrow_files):
+    files, texts = arrow_files
+    fs = s3fs.S3FileSystem(**s3.storage_options)
+    urls = []
+    for f in files:
+        if f.endswith(".parquet"):
+            name = f.rsplit("/", 1)[-1]
+            fs.put_file(f, f"xtok-test/retry-arrow/{name}")
+            urls.append(f"s3://xtok-test/retry-arrow/{name}")
+    return urls
+
+
+def _arrow(urls, opts, **retry):
+    return ArrowDocumentReader(urls, lane=0, num_lanes=1, seed=0, epochs=1,
+                               shuffle_shards=False, text_field="text", storage_options=opts,
+                               retry=RetryConfig(**retry))
+
+
+def test_arrow_permanent_errors_fail_at_once(s3, s3_parquet):
+    """A permanent error is not retried for Arrow files either (the Arrow reader used to take
+    every error for transient: a bad option cost the whole backoff, then 'after 8 attempts')."""
+    opts = dict(s3.storage_options, client_kwargs={"endpoint_url": s3.endpoint,
+                                                   "no_such_client_option": 1})
+    reader = _arrow(s3_parquet[:1], opts, max_attempts=8, base_delay=1.0)
+    with pytest.raises(SourceError, match="permanent error, not retried") as e:
+        next(reader)
+    assert e.value.url == s3_parquet[0]
+    assert reader.metrics["retries"] == 0
+
+
+@pytest.mark.parametrize("kind", ["503", "reset", "truncate"])
+def test_arrow_reads_through_faults_unchanged(s3, s3_parquet, kind):
+    """Ranged reads cut short, reset or answered 503 are retried (by s3fs first, then by
+    RetryPolicy.run) and the documents are the same as without faults."""
+    clean = [(d.key, d.text) for d in _arrow(s3_parquet, s3.storage_options)]
+    proxy = FaultProxy(s3.endpoint, rate=0.5, seed=11, kinds=(kind,))
+    opts = dict(s3.storage_options, endpoint_url=proxy.endpoint,
+                config_kwargs={"retries": {"max_attempts": 1}})
+    reader = _arrow(s3_parquet, opts, max_attempts=12, base_delay=0.01)
+    try:
+        got = [(d.key, d.text) for d in reader]
+    finally:
+        proxy.stop()
+    assert proxy.injected[kind] >= 2, proxy.injected
+    assert got == clean

@@ -69,3 +69,33 @@ def test_a_frozen_endpoint_times_out_and_resumes(s3, s3_shards):
     assert proxy.injected["stall"] > 0
     assert reader.metrics["retries"] >= proxy.injected["stall"] // 2
     assert docs == {k: texts[k] for k in docs} and len(docs) == 20
+
+
+
+def test_the_one_retry_loop_counts_backs_off_and_names_what_failed():
+    import random
+
+    from xtok_stream.io.retry import RetryPolicy
+
+    policy = RetryPolicy(max_attempts=4, base_delay=0.0)
+    calls, reopened = [], []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise TruncatedRead("cut")
+        return "data"
+
+    rng = random.Random(0)
+    assert policy.run(flaky, url="s3://b/k", what="read at byte 7", rng=rng,
+                      between=lambda: reopened.append(1)) == "data"
+    assert (len(calls), len(reopened), policy.counters["retries"]) == (3, 2, 2)
+
+    with pytest.raises(SourceError, match="read at byte 7 failed after 4 attempts") as e:
+        policy.run(lambda: (_ for _ in ()).throw(ConnectionResetError()), url="s3://b/k",
+                   what="read at byte 7", rng=rng)
+    assert e.value.url == "s3://b/k" and policy.counters["retries"] == 6
+
+    with pytest.raises(SourceError, match="permanent error, not retried"):
+        policy.run(lambda: {}["missing"], url="s3://b/k", what="size lookup", rng=rng)
+    assert policy.counters["retries"] == 6  # not retried

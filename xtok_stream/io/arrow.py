@@ -17,36 +17,13 @@ from __future__ import annotations
 
 import io
 import random
-import time
 from typing import Any
 
-import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import SourceError
-from .retry import PERMANENT, RetryPolicy
-
-
-def _call(url: str, policy: RetryPolicy, what: str, fn):
-    """``fn()`` with retries on transient errors; permanent ones become SourceError at once."""
-    rng = random.Random(hash(url))  # jitter only; never shapes data
-    attempt = 0
-    while True:
-        try:
-            return fn()
-        except PERMANENT as exc:
-            raise SourceError(f"{type(exc).__name__}: {exc}", url=url) from exc
-        except SourceError:
-            raise
-        except Exception as exc:  # transient by default, bounded below
-            attempt += 1
-            policy.counters["retries"] += 1
-            if attempt >= policy.max_attempts:
-                raise SourceError(f"{what} failed after {attempt} attempts: "
-                                  f"{type(exc).__name__}: {exc} (source.retry.max_attempts)",
-                                  url=url) from exc
-            time.sleep(policy.delay(attempt - 1, rng))
+from .retry import RetryPolicy, TruncatedRead, filesystem
 
 
 class RangeFile(io.RawIOBase):
@@ -57,7 +34,9 @@ class RangeFile(io.RawIOBase):
 
     def __init__(self, fs, path: str, url: str, policy: RetryPolicy):
         self.fs, self.path, self.url, self.policy = fs, path, url, policy
-        self.size = int(_call(url, policy, "size lookup", lambda: fs.size(path)))
+        self._rng = random.Random(hash(url))  # jitter only; never shapes data
+        self.size = int(policy.run(lambda: fs.size(path), url=url, what="size lookup",
+                                   rng=self._rng))
         self.pos = 0
         self._tail: tuple[int, bytes] = (self.size, b"")
 
@@ -83,11 +62,14 @@ class RangeFile(io.RawIOBase):
         if start >= self._tail[0]:
             self.pos = end
             return self._tail[1][start - self._tail[0]: end - self._tail[0]]
-        data = _call(self.url, self.policy, f"read of bytes {start}-{end}",
-                     lambda: self.fs.cat_file(self.path, start=start, end=end))
-        if len(data) != end - start:
-            raise SourceError(f"short read at byte {start}: {len(data)} of {end - start} bytes",
-                              url=self.url)
+        def once() -> bytes:
+            data = self.fs.cat_file(self.path, start=start, end=end)
+            if len(data) != end - start:  # a body cut short: transient, read the range again
+                raise TruncatedRead(f"{len(data)} of {end - start} bytes")
+            return data
+
+        data = self.policy.run(once, url=self.url, what=f"read of bytes {start}-{end}",
+                               rng=self._rng)
         self.pos = end
         if end == self.size:
             self._tail = (start, data)
@@ -111,7 +93,7 @@ class TableFile:
 
     def __init__(self, url: str, storage_options: dict[str, Any], policy: RetryPolicy):
         self.url = url
-        fs, path = _call(url, policy, "open", lambda: fsspec.core.url_to_fs(url, **storage_options))
+        fs, path = filesystem(url, storage_options)
         protocols = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
         local = "file" in protocols
         self._pf: pq.ParquetFile | None = None

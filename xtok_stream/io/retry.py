@@ -22,7 +22,9 @@ what escapes them, including truncated bodies, which they do not resume.
 
 Each :class:`RetryPolicy` carries its own ``counters`` (retries, reopens): a reader builds one
 policy, so its counts travel with it into its metrics (not a process-global that counts since
-process start).
+process start). :meth:`RetryPolicy.run` is the one retry loop: the tar reader's byte stream
+(above) and the Arrow reader's ranged reads (:mod:`.arrow`) both go through it, so a fault is
+classified, counted, backed off and reported the same way whichever format is read.
 """
 
 from __future__ import annotations
@@ -34,12 +36,15 @@ import os
 import random
 import time
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import fsspec
 
 from ..errors import SourceError
+
+T = TypeVar("T")
 
 _SIZES: dict[str, int] = {}  # object sizes seen by this process; writes through
 # ``io.shards.put_atomic`` forget theirs (see ``forget_size``)
@@ -116,6 +121,46 @@ class RetryPolicy:
         d = min(self.max_delay, self.base_delay * (2 ** attempt))
         return d * (1 + self.jitter * (2 * rng.random() - 1))
 
+    def run(self, fn: Callable[[], T], *, url: str, what: str, rng: random.Random,
+            between: Callable[[], None] | None = None) -> T:
+        """``fn()``, retried on transient errors (:func:`is_transient`) with backoff; a
+        permanent one, or the last of ``max_attempts``, becomes a SourceError naming ``url``
+        and ``what`` failed (e.g. "read at byte 4096"). ``between`` runs before each retry
+        (the byte stream reopens itself at its position there)."""
+        attempt = 0
+        while True:
+            try:
+                return fn()
+            except PERMANENT as exc:
+                raise SourceError(f"{type(exc).__name__}: {exc}", url=url) from exc
+            except SourceError:
+                raise
+            except Exception as exc:  # sorted by is_transient just below
+                if not is_transient(exc):
+                    raise SourceError(
+                        f"{what} failed: {type(exc).__name__}: {exc} (a permanent error, not "
+                        "retried; check the URL and source.storage_options)", url=url) from exc
+                attempt += 1
+                self.counters["retries"] += 1
+                if attempt >= self.max_attempts:
+                    raise SourceError(
+                        f"{what} failed after {attempt} attempts: {type(exc).__name__}: {exc} "
+                        "(source.retry.max_attempts)", url=url) from exc
+                time.sleep(self.delay(attempt - 1, rng))
+                if between is not None:
+                    between()
+
+
+def filesystem(url: str, storage_options: Mapping[str, Any]) -> tuple[Any, str]:
+    """``fsspec.core.url_to_fs``; an unknown protocol, a missing backend (gs:// without gcsfs)
+    or bad options are permanent and named."""
+    try:
+        return fsspec.core.url_to_fs(url, **storage_options)
+    except (ImportError, ValueError, TypeError) as exc:
+        raise SourceError(f"cannot open this URL: {type(exc).__name__}: {exc} (install the "
+                          "fsspec backend of its protocol, e.g. gcsfs for gs://; check "
+                          "source.storage_options)", url=url) from exc
+
 
 class TruncatedRead(IOError):
     """The body ended before the object's size."""
@@ -167,12 +212,7 @@ class ResilientFile(io.RawIOBase):
         self.policy = policy or RetryPolicy()
         self.block_size = block_size
         self._rng = random.Random(hash((url, offset)))  # jitter only; never shapes data
-        try:  # unknown protocol, missing backend (gs:// without gcsfs), bad options: permanent
-            self._fs, self._path = fsspec.core.url_to_fs(url, **storage_options)
-        except (ImportError, ValueError, TypeError) as exc:
-            raise SourceError(f"cannot open this URL: {type(exc).__name__}: {exc} (install the "
-                              "fsspec backend of its protocol, e.g. gcsfs for gs://; check "
-                              "source.storage_options)", url=url) from exc
+        self._fs, self._path = filesystem(url, storage_options)
         self._f = self._call(self._open, reopen=False)
 
     def _open(self):
@@ -215,30 +255,8 @@ class ResilientFile(io.RawIOBase):
     def _call(self, fn, reopen: bool = True):
         """Run ``fn`` with retries; reopen at ``self.pos`` between attempts (not when ``fn`` is
         the open itself: that would leave one stream open per retry)."""
-        attempt = 0
-        while True:
-            try:
-                return fn()
-            except PERMANENT as exc:
-                raise SourceError(f"{type(exc).__name__}: {exc}", url=self.url) from exc
-            except SourceError:
-                raise
-            except Exception as exc:  # sorted by is_transient just below
-                if not is_transient(exc):
-                    raise SourceError(
-                        f"read failed at byte {self.pos}: {type(exc).__name__}: {exc} (a "
-                        "permanent error, not retried; check the URL and source.storage_options)",
-                        url=self.url) from exc
-                attempt += 1
-                self.policy.counters["retries"] += 1
-                if attempt >= self.policy.max_attempts:
-                    raise SourceError(
-                        f"read failed at byte {self.pos} after {attempt} attempts: "
-                        f"{type(exc).__name__}: {exc} (source.retry.max_attempts)", url=self.url,
-                    ) from exc
-                time.sleep(self.policy.delay(attempt - 1, self._rng))
-                if reopen:
-                    self._reopen()
+        return self.policy.run(fn, url=self.url, what=f"read at byte {self.pos}", rng=self._rng,
+                               between=self._reopen if reopen else None)
 
     def _reopen(self) -> None:
         if self._f is not None:
