@@ -46,7 +46,7 @@ from .errors import ConfigError, SourceError, StateError, XtokError
 from .io.urls import source_urls
 from .lanes import consumer_index, consumer_lanes, num_consumers
 from .pipeline import build_consumer, consumer_state, empty_batch, split_consumer_state
-from .stages.mix import mix_metrics, mix_shards
+from .stages.mix import mix_shards
 from .state import check_envelope, diff_fields, fingerprint, get_int, merge_metrics, nested
 from .tokenizers import tokenizer_sha256
 
@@ -304,13 +304,8 @@ class Loader:
         and reopens of their readers in this iteration, and the bad data skipped in this rank's
         lanes (kept in the lane cursors, so they survive a resume); for a mixture, ``sources``:
         per source the sequences, tokens and highest epoch of this rank's lanes."""
-        out = merge_metrics([{"retries": 0, "reopens": 0, "skipped": {}},
-                             *self._metrics.values()])
-        if self.config.sources is not None:
-            owned = {str(lane) for lanes in self._owned.values() for lane in lanes}
-            mine = [lane for key, lane in self._lanes.items() if key in owned]  # others: other ranks
-            out["sources"] = mix_metrics(self.config.source_names, mine)
-        return out
+        return merge_metrics([{"retries": 0, "reopens": 0, "skipped": {}},
+                              *self._metrics.values()])
 
     def batch_metrics(self, batch: Mapping) -> dict[str, float]:
         """A flat dict of this batch's alignment metrics and the loader's counters, for a

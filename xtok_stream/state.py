@@ -79,12 +79,15 @@ class StatefulMap:
 
 
 def merge_metrics(parts: Iterable[Mapping]) -> dict:
-    """Sum metrics dicts (nested dicts key by key)."""
+    """Merge metrics dicts key by key (nested dicts too): counters are summed, except an
+    ``epoch``, which is a position: the highest wins."""
     out: dict = {}
     for p in parts:
         for k, v in p.items():
             if isinstance(v, Mapping):
                 out[k] = merge_metrics([out.get(k, {}), v])
+            elif k == "epoch":
+                out[k] = max(out.get(k, v), v)
             else:
                 out[k] = out.get(k, 0) + v
     return out

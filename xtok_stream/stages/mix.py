@@ -161,8 +161,16 @@ class Mixer:
 
     @property
     def metrics(self) -> dict:
-        """The sources' counts, summed (each source's reader counts its own)."""
-        return merge_metrics(s.metrics for s in self.sources)
+        """The sources' counts, summed (each source's reader counts its own), and ``sources``:
+        per source the sequences and tokens this lane handed out (kept in its cursor, so they
+        count from the start of the run across resumes) and the epoch its reader is in
+        (:func:`~xtok_stream.state.merge_metrics` keeps the highest of a rank's lanes)."""
+        out = merge_metrics(s.metrics for s in self.sources)
+        out["sources"] = {
+            n: {"sequences": self._sequences[i], "tokens": self._tokens[i],
+                "epoch": _reader_epoch(self.sources[i].state_dict())}
+            for i, n in enumerate(self.names)}
+        return out
 
     def close(self) -> None:
         for s in self.sources:
@@ -220,16 +228,9 @@ def build_mixed_lane(config: PipelineConfig, shards: Sequence[Sequence[str]], la
     )
 
 
-def mix_metrics(names: Sequence[str], lane_states: Sequence[Mapping]) -> dict:
-    """Per source over the given lanes' cursors: sequences and tokens handed out, and the
-    highest epoch its reader is in."""
-    out = {n: {"sequences": 0, "tokens": 0, "epoch": 0} for n in names}
-    for state in lane_states:
-        for j, n in enumerate(names):
-            out[n]["sequences"] += state["sequences"][j]
-            out[n]["tokens"] += state["tokens"][j]
-            node = state["sources"][n]
-            while isinstance(node, Mapping) and "epoch" not in node:
-                node = node.get("source")
-            out[n]["epoch"] = max(out[n]["epoch"], int((node or {}).get("epoch", 0)))
-    return out
+def _reader_epoch(state: Mapping) -> int:
+    """The epoch in a source's cursor: its reader's, under the stages wrapped around it."""
+    node: Any = state
+    while isinstance(node, Mapping) and "epoch" not in node:
+        node = node.get("source")
+    return int((node or {}).get("epoch", 0))
