@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.chat.conftest import TEMPLATES, chat_config
 from tests.helpers import assert_exactly_once
@@ -225,3 +227,63 @@ def test_chunks_and_unaligned_partition_both_sides_under_max_len(chat_shards):
             assert np.all(spans[1:, 0] >= spans[:-1, 1])  # monotone
         reasons |= set(v["student_unaligned"][:, 1].tolist())
     assert int(UnalignedReason.TRUNCATED_TAIL) in reasons
+
+
+def _chat_pack_state(state):
+    """The chat packer's own state inside a lane state (under the teacher stages, if any)."""
+    while state.get("kind") != "chat_pack":
+        state = state["source"]
+    return state
+
+
+@pytest.fixture(scope="module")
+def split_chat_state(chat_shards):
+    """(make a chat lane, a real state taken inside a split conversation: skip > 0)."""
+    shards, _ = chat_shards
+    cfg = load_config(chat_config(shards[:2], seq_len=64, teachers=()))
+
+    def make():
+        return build_lane(cfg, shards[:2], 0)
+
+    lane = make()
+    for _ in range(40):
+        next(lane)
+        state = lane.state_dict()
+        if _chat_pack_state(state)["skip"] > 0:
+            break
+    lane.close()
+    assert _chat_pack_state(state)["skip"] > 0
+    return make, state
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_an_edited_chat_lane_state_is_always_refused(split_chat_state, data):
+    """The chat packer's cursor is checked like the text packer's (they share OpenItemCursor):
+    a skip past the conversation's messages, a type swap, a missing or unknown field is a
+    StateError naming the field, never a silent repeat or drop."""
+    from tests.stream.test_state_validation import EDITS, assert_refused, edit, leaves
+
+    make, state = split_chat_state
+    path = data.draw(st.sampled_from([p for p, _ in leaves(state)]), label="path")
+    how = data.draw(st.sampled_from(EDITS), label="edit")
+    if path and path[-1] == "truncated_tokens" and how == "huge":
+        return  # a counter: any non-negative count is valid
+    edited = edit(state, path, how)
+    if edited is not None:
+        assert_refused(make, edited)
+
+
+def test_a_skip_past_the_conversation_names_the_field(split_chat_state):
+    import copy
+
+    from tests.stream.test_state_validation import assert_refused
+
+    make, state = split_chat_state
+    bad = copy.deepcopy(state)
+    _chat_pack_state(bad)["skip"] = 10_000
+    assert assert_refused(make, bad).startswith("skip: 10000 messages of '")
+    bad = copy.deepcopy(state)
+    _chat_pack_state(bad)["truncated_tokens"] = "3"
+    assert assert_refused(make, bad).startswith("truncated_tokens: must be an integer")

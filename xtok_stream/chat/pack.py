@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import DecodeError
 from ..records import Document, PackedSequence, Piece
-from ..state import check_envelope, envelope
+from ..stages.pack import OpenItemCursor
 from ..tokenizers import load_tokenizer
 from .config import ChatConfig
 from .messages import Messages, parse_messages
@@ -59,15 +59,15 @@ class _OpenConversation:
         self.doc, self.msgs, self.r, self.mask, self.before, self.done = doc, msgs, r, mask, before, done
 
 
-class ChatPacker:
+class ChatPacker(OpenItemCursor):
     KIND, VERSION = "chat_pack", 1
+    COUNTERS = ("truncated_tokens",)
 
     def __init__(self, source: Any, *, tokenizer: str, seq_len: int, chat: ChatConfig):
         self.source, self.tokenizer, self.seq_len, self.chat = source, tokenizer, seq_len, chat
         self._renderer = None
         self._pad = 0
         self._cur: _OpenConversation | None = None
-        self._pending_skip = 0
         self.truncated_tokens = 0
 
     def _setup(self) -> None:
@@ -84,11 +84,10 @@ class ChatPacker:
         return self._pad
 
     def _open(self) -> bool:
-        before = self.source.state_dict()
-        try:
-            doc = next(self.source)
-        except StopIteration:
+        got = self._read()
+        if got is None:
             return False
+        doc, before = got
         field = self.chat.messages_field
         msgs = parse_messages(doc.text, url=doc.shard, key=doc.key, field=field,
                               strip=self.chat.strip_content)
@@ -96,9 +95,9 @@ class ChatPacker:
             r = self._renderer.render(msgs)
         except ValueError as exc:
             raise DecodeError(str(exc), url=doc.shard, key=doc.key, field=field) from exc
+        skip = self._take_skip(len(r.roles), doc.key, "messages")
         self._cur = _OpenConversation(doc, msgs, r, r.loss_mask(self.chat.mask_end_of_turn),
-                                      before, self._pending_skip)
-        self._pending_skip = 0
+                                      before, skip)
         return True
 
     def __iter__(self) -> ChatPacker:
@@ -116,6 +115,7 @@ class ChatPacker:
         filled = 0
         while filled < L:
             if self._cur is None and not self._open():
+                self._at_end()
                 break
             cur = self._cur
             r, lo = cur.r, cur.done
@@ -166,25 +166,9 @@ class ChatPacker:
         return PackedSequence(ids, filled, pieces, texts,
                               extras={"_chat": chat, "_loss_mask": mask})
 
-    def state_dict(self) -> dict:
-        if self._cur is None:
-            return envelope(self.KIND, self.VERSION, skip=self._pending_skip,
-                            truncated_tokens=self.truncated_tokens, source=self.source.state_dict())
-        return envelope(self.KIND, self.VERSION, skip=self._cur.done,
-                        truncated_tokens=self.truncated_tokens, source=self._cur.before)
+    def _counters(self) -> dict:
+        return {"truncated_tokens": self.truncated_tokens}
 
     def load_state_dict(self, state: Mapping) -> None:
-        check_envelope(state, self.KIND, self.VERSION, ("skip", "truncated_tokens", "source"))
-        self.source.load_state_dict(state["source"])
-        self._cur = None
-        self._pending_skip = int(state["skip"])  # applied to the next conversation read
-        self.truncated_tokens = int(state["truncated_tokens"])
-
-    @property
-    def metrics(self) -> dict:
-        return self.source.metrics
-
-    def close(self) -> None:
-        self._cur = None
-        self.source.close()
+        self.truncated_tokens = super().load_state_dict(state)["truncated_tokens"]
 

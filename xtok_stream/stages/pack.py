@@ -56,7 +56,79 @@ class _OpenDocument:
         return base + self._enc.token_to_chars(t)[0]
 
 
-class Packer:
+class OpenItemCursor:
+    """The cursor both packers (text and chat) keep: the upstream cursor *before* the item
+    (document, conversation) being cut up plus how far into it the next sequence starts
+    (``skip``: tokens for text, messages for chat), or, between items, the upstream cursor after
+    the last one and ``skip = 0``. Here the item is read with the cursor before it, the
+    restored ``skip`` is checked against the item it lands in (an edited or foreign state must
+    not repeat or drop part of it) and the state is written and checked. Subclasses set
+    ``KIND``, ``VERSION``, ``source`` and ``_cur`` (the open item, with ``before``/``done``)."""
+
+    KIND: str
+    VERSION: int
+    COUNTERS: tuple[str, ...] = ()  # more non-negative integer fields of the state
+    source: Any
+    _cur: Any = None
+    _pending_skip = 0
+
+    def _read(self) -> tuple[Document, dict] | None:
+        """The next upstream item and the upstream cursor before it; None at the end."""
+        before = self.source.state_dict()
+        try:
+            return next(self.source), before
+        except StopIteration:
+            return None
+        except StateError as exc:  # a restored cursor found bad at its first read
+            raise within("source", exc) from exc
+
+    def _take_skip(self, size: int, key: str, unit: str) -> int:
+        """The restored skip for the item just read (of ``size`` ``unit``), checked."""
+        skip, self._pending_skip = self._pending_skip, 0
+        if skip and skip >= size:
+            raise StateError(f"skip: {skip} {unit} of '{key}' already out, but it has {size}: "
+                             "the state does not belong to this data or student tokenizer")
+        return skip
+
+    def _at_end(self) -> None:
+        """The source ended: a restored skip that never found its item is a foreign state."""
+        if self._pending_skip:
+            raise StateError(f"skip: {self._pending_skip} into an item, but the source has none "
+                             "left: the state does not belong to this data")
+
+    def _counters(self) -> dict:
+        return {}
+
+    def state_dict(self) -> dict:
+        if self._cur is None:
+            return envelope(self.KIND, self.VERSION, skip=self._pending_skip,
+                            **self._counters(), source=self.source.state_dict())
+        return envelope(self.KIND, self.VERSION, skip=self._cur.done, **self._counters(),
+                        source=self._cur.before)
+
+    def load_state_dict(self, state: Mapping) -> dict:
+        """Restore; returns the checked ``COUNTERS`` for the subclass to keep."""
+        check_fields(state, self.KIND, self.VERSION, ("skip", *self.COUNTERS, "source"))
+        skip = get_int(state, "skip", self.KIND)
+        counters = {name: get_int(state, name, self.KIND) for name in self.COUNTERS}
+        with nested("source"):
+            self.source.load_state_dict(state["source"])
+        self._cur = None
+        self._pending_skip = skip  # applied to the next item read (no I/O now)
+        return counters
+
+    @property
+    def metrics(self) -> dict:
+        return self.source.metrics
+
+    def close(self) -> None:
+        self._cur = None
+        self.source.close()
+
+
+class Packer(OpenItemCursor):
+    """Documents -> sequences of exactly ``seq_len`` student tokens (see the module docstring)."""
+
     KIND, VERSION = "pack", 1
 
     def __init__(self, source: Any, *, tokenizer: str, seq_len: int):
@@ -64,7 +136,6 @@ class Packer:
         self._backend = None
         self._eos = self._pad = 0
         self._cur: _OpenDocument | None = None
-        self._pending_skip = 0
 
     def _setup(self) -> None:
         tok = load_tokenizer(self.tokenizer)
@@ -81,21 +152,13 @@ class Packer:
         return self._pad
 
     def _open(self) -> bool:
-        before = self.source.state_dict()
-        try:
-            doc = next(self.source)
-        except StopIteration:
+        got = self._read()
+        if got is None:
             return False
-        except StateError as exc:  # a restored cursor found bad at its first read
-            raise within("source", exc) from exc
+        doc, before = got
         enc = self._backend.encode(doc.text, add_special_tokens=False)
         self._cur = _OpenDocument(doc, enc, self._eos, before)
-        if self._pending_skip:
-            if self._pending_skip >= len(self._cur.ids):  # would repeat or drop tokens
-                raise StateError(f"skip: {self._pending_skip} tokens of document '{doc.key}' "
-                                 f"already out, but it has {len(self._cur.ids)} (EOS included): "
-                                 "the state does not belong to this data or student tokenizer")
-            self._cur.done, self._pending_skip = self._pending_skip, 0
+        self._cur.done = self._take_skip(len(self._cur.ids), doc.key, "tokens (EOS included)")
         return True
 
     def __iter__(self) -> Packer:
@@ -111,10 +174,7 @@ class Packer:
         filled = 0
         while filled < L:
             if self._cur is None and not self._open():
-                if self._pending_skip:
-                    raise StateError(f"skip: {self._pending_skip} tokens into a document, but "
-                                     "the source has none left: the state does not belong to "
-                                     "this data")
+                self._at_end()
                 break
             cur = self._cur
             t0 = cur.done
@@ -135,25 +195,3 @@ class Packer:
         if filled == 0:
             raise StopIteration
         return PackedSequence(ids, filled, pieces, texts)
-
-    def state_dict(self) -> dict:
-        if self._cur is None:
-            return envelope(self.KIND, self.VERSION, skip=self._pending_skip,
-                            source=self.source.state_dict())
-        return envelope(self.KIND, self.VERSION, skip=self._cur.done, source=self._cur.before)
-
-    def load_state_dict(self, state: Mapping) -> None:
-        check_fields(state, self.KIND, self.VERSION, ("skip", "source"))
-        skip = get_int(state, "skip", self.KIND)
-        with nested("source"):
-            self.source.load_state_dict(state["source"])
-        self._cur = None
-        self._pending_skip = skip  # applied to the next document read (no I/O now)
-
-    @property
-    def metrics(self) -> dict:
-        return self.source.metrics
-
-    def close(self) -> None:
-        self._cur = None
-        self.source.close()
