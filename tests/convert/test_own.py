@@ -145,3 +145,27 @@ def test_help_says_who_owns_out():
                          capture_output=True, text=True, timeout=60)
     text = " ".join(res.stdout.split())
     assert "The convert owns it" in text and "--break-lock" in text and "lock.json" in text
+
+
+def test_a_race_for_a_free_s3_out_is_lost_at_once(s3, monkeypatch):
+    """Two converts both find no lock on s3 --out; the second one's write must not replace the
+    first one's lock (the first would then fail at its manifest after all its work): S3's
+    conditional create refuses it at once, naming the owner."""
+    from xtok_stream.convert import own
+
+    opts, out = s3.storage_options, "s3://xtok-test/own-race"
+    own.acquire(out, "plan-a", {"samples_per_shard": 8}, opts)
+    real = own.read_lock
+    calls = []
+
+    def first_read_finds_nothing(o, options):
+        calls.append(o)
+        return None if len(calls) == 1 else real(o, options)
+
+    monkeypatch.setattr(own, "read_lock", first_read_finds_nothing)
+    with pytest.raises(SourceError, match="owned by another convert.*plan-a"):
+        own.acquire(out, "plan-b", {"samples_per_shard": 40}, opts)
+    monkeypatch.setattr(own, "read_lock", real)
+    assert own.read_lock(out, opts)["plan_id"] == "plan-a"
+    own.check(out, "plan-a", opts)  # the first run still owns it
+    own.release(out, "plan-a", opts)

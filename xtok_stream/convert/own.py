@@ -7,8 +7,10 @@ restart after a kill, ``--finalize``) share it - they write identical bytes. A r
 plan (other inputs or options) is refused with the owner and its options named, unless the
 lock is stale: its owner ran on this host and that process is gone, or ``--break-lock`` is
 given (for an owner on another host that is known to be dead). Locally the lock is created with
-``O_EXCL`` (atomic); on object stores it is written, read back and checked again before the
-manifest, so of two racing runs at most one finishes. A whole run releases the lock when it
+``O_EXCL`` (atomic); on S3 with a conditional write (``If-None-Match: *``, atomic: of two runs
+racing for a free ``--out`` one is refused at once); on other object stores, and when a stale
+lock is replaced, it is written, read back and checked again before the manifest, so of two
+racing runs at most one finishes. A whole run releases the lock when it
 ends (also on error); array tasks leave it to ``--finalize``.
 
 Cleanup, once the manifest is written: top-level ``*.tar`` objects it does not list (an
@@ -109,6 +111,13 @@ def acquire(out: str, plan_id: str, config: dict, opts: dict[str, Any],
             raise _refuse(out, read_lock(out, opts) or {}) from None
         with os.fdopen(fd, "wb") as f:
             f.write(body)
+    elif lock is None and hasattr(fs, "_call_s3"):  # s3fs: create only if absent
+        try:
+            fs.pipe_file(path, body, mode="create")
+        except FileExistsError:  # another run created it between our read and our write
+            raise _refuse(out, read_lock(out, opts) or {}) from None
+        except OSError:  # an S3-compatible store without conditional writes: write + check
+            fs.pipe_file(path, body)
     else:
         fs.pipe_file(path, body)
     check(out, plan_id, opts)
