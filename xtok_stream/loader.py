@@ -301,9 +301,10 @@ class Loader:
     @property
     def metrics(self) -> dict:
         """What this rank's workers' stages counted, as of the last batch handed out: retries
-        and reopens of their readers in this iteration, and the bad data skipped in this rank's
-        lanes (kept in the lane cursors, so they survive a resume); for a mixture, ``sources``:
-        per source the sequences, tokens and highest epoch of this rank's lanes."""
+        and reopens of their readers in this iteration, the bad data skipped in this rank's
+        lanes (kept in the lane cursors, so they survive a resume), the highest ``epoch`` their
+        readers are in; for a mixture, ``sources``: per source the sequences, tokens and highest
+        epoch of this rank's lanes."""
         return merge_metrics([{"retries": 0, "reopens": 0, "skipped": {}},
                               *self._metrics.values()])
 

@@ -217,10 +217,8 @@ class PrecomputedReader(TarWalk):
         self._restored = c.offset > 0 or c.index > 0
 
     @property
-    def metrics(self) -> dict:
-        c = self.retry.counters
-        return {"retries": c["retries"], "reopens": c["reopens"],
-                "skipped": {"odd_member": self._skipped}}
+    def skipped(self) -> dict[str, int]:
+        return {"odd_member": self._skipped}
 
     def close(self) -> None:
         self._close_unit()

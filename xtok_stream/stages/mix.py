@@ -165,10 +165,11 @@ class Mixer:
         per source the sequences and tokens this lane handed out (kept in its cursor, so they
         count from the start of the run across resumes) and the epoch its reader is in
         (:func:`~xtok_stream.state.merge_metrics` keeps the highest of a rank's lanes)."""
-        out = merge_metrics(s.metrics for s in self.sources)
+        parts = [s.metrics for s in self.sources]
+        out = merge_metrics(parts)
         out["sources"] = {
             n: {"sequences": self._sequences[i], "tokens": self._tokens[i],
-                "epoch": _reader_epoch(self.sources[i].state_dict())}
+                "epoch": parts[i].get("epoch", 0)}
             for i, n in enumerate(self.names)}
         return out
 
@@ -227,10 +228,3 @@ def build_mixed_lane(config: PipelineConfig, shards: Sequence[Sequence[str]], la
         end=config.mixture.end, target=config.mixture.source, seed=config.seed, lane=lane,
     )
 
-
-def _reader_epoch(state: Mapping) -> int:
-    """The epoch in a source's cursor: its reader's, under the stages wrapped around it."""
-    node: Any = state
-    while isinstance(node, Mapping) and "epoch" not in node:
-        node = node.get("source")
-    return int((node or {}).get("epoch", 0))

@@ -128,14 +128,6 @@ class LaneReader(ShardWalk):
     def skipped(self) -> dict[str, int]:
         return dict(self._skipped)
 
-    @property
-    def metrics(self) -> dict:
-        """This reader's own counts: retries and reopens since it was built (its RetryPolicy
-        counts them, not a process-global), and the bad data skipped (kept in its cursor, so
-        they survive a resume)."""
-        c = self.retry.counters
-        return {"retries": c["retries"], "reopens": c["reopens"], "skipped": dict(self._skipped)}
-
     def fetch(self, position: Sequence[int]) -> Document:
         raise NotImplementedError
 

@@ -24,14 +24,30 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..errors import SourceError
+from ..io.retry import RetryPolicy
 from ..io.tar import CorruptShardError, TarSample
 
 
 class ShardWalk:
-    """Position ``(epoch, slot, offset)`` over a lane's shards; see the module docstring."""
+    """Position ``(epoch, slot, offset)`` over a lane's shards; see the module docstring.
+    Readers also have a ``retry`` policy and a ``skipped`` count per bad-data kind."""
 
     epochs: int | None
+    retry: RetryPolicy
     _epoch = _slot = _offset = 0
+
+    @property
+    def skipped(self) -> dict[str, int]:
+        raise NotImplementedError
+
+    @property
+    def metrics(self) -> dict:
+        """This reader's own counts: retries and reopens since it was built (its RetryPolicy
+        counts them, not a process-global), the bad data skipped (kept in its cursor, so they
+        survive a resume) and the epoch it reads (merged as the highest, not summed)."""
+        c = self.retry.counters
+        return {"retries": c["retries"], "reopens": c["reopens"], "skipped": self.skipped,
+                "epoch": self._epoch}
 
     def _slots(self, epoch: int) -> int:
         """How many shards the lane reads in ``epoch``."""
