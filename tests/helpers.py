@@ -22,3 +22,21 @@ def assert_exactly_once(ledger_rows, texts: dict[str, str]) -> None:
             assert end >= start
             pos = end
         assert pos == len(texts[key]), f"{key}: covered {pos} of {len(texts[key])} chars"
+
+
+def conflicting_s3_options(s3) -> dict:
+    """Storage options botocore refuses (an unknown client option): a permanent error."""
+    return dict(s3.storage_options, client_kwargs={"endpoint_url": s3.endpoint,
+                                                   "no_such_client_option": 1})
+
+
+def assert_fails_at_once(reader, url: str) -> None:
+    """The first read raises a permanent SourceError naming ``url``, with no retry spent."""
+    import pytest
+
+    from xtok_stream.errors import SourceError
+
+    with pytest.raises(SourceError, match="permanent error, not retried") as e:
+        next(reader)
+    assert e.value.url == url
+    assert reader.metrics["retries"] == 0

@@ -6,6 +6,7 @@ import pytest
 import s3fs
 
 from tests.faultproxy import FaultProxy
+from tests.helpers import assert_fails_at_once, conflicting_s3_options
 from xtok_stream.config import RetryConfig
 from xtok_stream.errors import SourceError
 from xtok_stream.io.urls import ARROW_SUFFIXES, expand_urls
@@ -74,13 +75,8 @@ def _arrow(urls, opts, **retry):
 def test_arrow_permanent_errors_fail_at_once(s3, s3_parquet):
     """A permanent error is not retried for Arrow files either (the Arrow reader used to take
     every error for transient: a bad option cost the whole backoff, then 'after 8 attempts')."""
-    opts = dict(s3.storage_options, client_kwargs={"endpoint_url": s3.endpoint,
-                                                   "no_such_client_option": 1})
-    reader = _arrow(s3_parquet[:1], opts, max_attempts=8, base_delay=1.0)
-    with pytest.raises(SourceError, match="permanent error, not retried") as e:
-        next(reader)
-    assert e.value.url == s3_parquet[0]
-    assert reader.metrics["retries"] == 0
+    reader = _arrow(s3_parquet[:1], conflicting_s3_options(s3), max_attempts=8, base_delay=1.0)
+    assert_fails_at_once(reader, s3_parquet[0])
 
 
 @pytest.mark.parametrize("kind", ["503", "reset", "truncate"])

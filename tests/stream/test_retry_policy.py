@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.faultproxy import FaultProxy
+from tests.helpers import assert_fails_at_once, conflicting_s3_options
 from xtok_stream.config import RetryConfig
 from xtok_stream.errors import SourceError
 from xtok_stream.io.retry import TRANSIENT_ERRNOS, TruncatedRead, is_transient
@@ -48,13 +49,8 @@ def _reader(shards, opts, **retry):
 
 def test_conflicting_storage_options_fail_at_once(s3, s3_shards):
     shards, _ = s3_shards
-    opts = dict(s3.storage_options, client_kwargs={"endpoint_url": s3.endpoint,
-                                                   "no_such_client_option": 1})
-    reader = _reader(shards[:1], opts, max_attempts=8, base_delay=1.0)
-    with pytest.raises(SourceError, match="permanent error, not retried") as e:
-        next(reader)
-    assert e.value.url == shards[0]
-    assert reader.metrics["retries"] == 0
+    reader = _reader(shards[:1], conflicting_s3_options(s3), max_attempts=8, base_delay=1.0)
+    assert_fails_at_once(reader, shards[0])
 
 
 def test_a_frozen_endpoint_times_out_and_resumes(s3, s3_shards):
