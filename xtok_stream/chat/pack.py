@@ -21,7 +21,6 @@ Cursor: the upstream cursor before the open conversation plus the index of its n
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -169,6 +168,6 @@ class ChatPacker(OpenItemCursor):
     def _counters(self) -> dict:
         return {"truncated_tokens": self.truncated_tokens}
 
-    def load_state_dict(self, state: Mapping) -> None:
-        self.truncated_tokens = super().load_state_dict(state)["truncated_tokens"]
+    def _set_counters(self, counters: dict) -> None:
+        self.truncated_tokens = counters["truncated_tokens"]
 

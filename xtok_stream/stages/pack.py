@@ -97,7 +97,11 @@ class OpenItemCursor:
                              "left: the state does not belong to this data")
 
     def _counters(self) -> dict:
+        """The ``COUNTERS`` fields' values, for the state."""
         return {}
+
+    def _set_counters(self, counters: dict) -> None:
+        """Keep the ``COUNTERS`` a restored state held (checked non-negative integers)."""
 
     def state_dict(self) -> dict:
         if self._cur is None:
@@ -106,8 +110,7 @@ class OpenItemCursor:
         return envelope(self.KIND, self.VERSION, skip=self._cur.done, **self._counters(),
                         source=self._cur.before)
 
-    def load_state_dict(self, state: Mapping) -> dict:
-        """Restore; returns the checked ``COUNTERS`` for the subclass to keep."""
+    def load_state_dict(self, state: Mapping) -> None:
         check_fields(state, self.KIND, self.VERSION, ("skip", *self.COUNTERS, "source"))
         skip = get_int(state, "skip", self.KIND)
         counters = {name: get_int(state, name, self.KIND) for name in self.COUNTERS}
@@ -115,7 +118,7 @@ class OpenItemCursor:
             self.source.load_state_dict(state["source"])
         self._cur = None
         self._pending_skip = skip  # applied to the next item read (no I/O now)
-        return counters
+        self._set_counters(counters)
 
     @property
     def metrics(self) -> dict:
